@@ -1,0 +1,217 @@
+"""The ``haechi`` command: serve, demo, city packs, database and tokens."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from haechi.core.errors import HaechiError
+from haechi.core.settings import get_settings
+from haechi.model.access import Center, Role
+
+app = typer.Typer(help="Haechi — urban safety integrated platform (도시안전 통합플랫폼).", no_args_is_help=True)
+city_app = typer.Typer(help="City packs: boundaries, statistics and places (도시 데이터 팩).", no_args_is_help=True)
+db_app = typer.Typer(help="The integrated database (통합DB).", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens and roles (API 토큰).", no_args_is_help=True)
+app.add_typer(city_app, name="city")
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+
+console = Console()
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", envvar="HAECHI_DATABASE_URL", help="SQLAlchemy URL of the DB.")
+]
+
+
+def _engine(url: str | None):
+    from haechi.store import open_db
+
+    return open_db(url or get_settings().database_url)
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _fail(exc: HaechiError) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc.detail}")
+    return typer.Exit(code=2)
+
+
+# ── city ─────────────────────────────────────────────────────────────────────────────────
+
+
+@city_app.command("list")
+def city_list() -> None:
+    """List the built-in city packs."""
+    from haechi.cities import BUILTIN, builtin_packs
+    from haechi.cities.pack import read_manifest
+
+    table = Table("pack", "city", "도시", "code")
+    for name in builtin_packs():
+        info = read_manifest(BUILTIN / name).city
+        table.add_row(name, info.name_en, info.name_ko, info.code)
+    console.print(table)
+
+
+@city_app.command("load")
+def city_load(
+    pack: Annotated[str, typer.Argument(help="A built-in pack name (seoul) or a folder with pack.toml.")] = "seoul",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Load a city pack into the integrated DB (idempotent: loading twice changes nothing)."""
+    load_with_progress(_engine(database_url), pack)
+
+
+def load_with_progress(engine, pack: str):
+    from haechi.cities.load import load_city
+    from haechi.store import access
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(f"city pack {pack}", total=1)
+            report = load_city(
+                engine, pack, lambda step, done, total: bar.update(task, description=step, completed=done, total=total)
+            )
+    except HaechiError as exc:
+        raise _fail(exc) from exc
+    with engine.begin() as conn:
+        access.record(conn, _actor(), "city.load", target=pack, detail={"areas": report.areas})
+    areas = ", ".join(f"{n} {level}" for level, n in report.areas.items())
+    places = ", ".join(f"{n} {kind}" for kind, n in sorted(report.places.items()))
+    console.print(f"[green]loaded[/green] {report.city}: {areas}; {report.statistics} statistics rows; {places}")
+    if report.official_area_km2:
+        gap = report.area_km2 / report.official_area_km2 - 1
+        console.print(f"district area {report.area_km2:.1f} km² vs official {report.official_area_km2} km² ({gap:+.2%})")
+    return report
+
+
+# ── db ───────────────────────────────────────────────────────────────────────────────────
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseUrl = None) -> None:
+    """Create or migrate the schema to the newest revision."""
+    engine = _engine(database_url)
+    console.print(f"[green]up to date[/green] at {engine.url.render_as_string(hide_password=True)}")
+
+
+@db_app.command("info")
+def db_info(database_url: DatabaseUrl = None) -> None:
+    """Show the database, its schema revision and what it holds."""
+    from haechi.store import areas, places, sensing
+    from haechi.store.db import revision_info
+
+    engine = _engine(database_url)
+    current, head = revision_info(engine)
+    with engine.connect() as conn:
+        counts = {"areas": areas.count_areas(conn), "places": places.count_places(conn),
+                  "observations": sensing.count_observations(conn)}
+    table = Table("", "", title="Haechi integrated DB (통합DB)")
+    table.add_row("database", engine.url.render_as_string(hide_password=True))
+    table.add_row("revision", f"{current} (code: {head})")
+    for name, value in counts.items():
+        table.add_row(name, str(value))
+    console.print(table)
+
+
+# ── tokens ───────────────────────────────────────────────────────────────────────────────
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="Who or what holds the token, e.g. 'gauge-gateway-1'.")],
+    role: Annotated[Role, typer.Option(help="What the token may do.")] = Role.OPERATOR,
+    center: Annotated[Center | None, typer.Option(help="Operators: their situation room.")] = None,
+    area: Annotated[str | None, typer.Option(help="District officials: their district code.")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an API token; it is printed once and only its hash is stored."""
+    from haechi.store import access
+
+    if role is Role.OPERATOR and center is None:
+        raise _fail(HaechiError("an operator token needs --center (cctv, situation_room or 119)"))
+    if role is Role.DISTRICT_OFFICIAL and area is None:
+        raise _fail(HaechiError("a district official token needs --area (the district code, e.g. 11680)"))
+    with _engine(database_url).begin() as conn:
+        token_id, token = access.create_token(
+            conn, name, role.value, center=center.value if center else None, area_code=area
+        )
+        access.record(conn, _actor(), "token.create", target=f"token:{token_id}", detail={"role": role.value})
+    console.print(f"token {token_id} for {name} ({role.value}); keep it now, it is not shown again:")
+    print(token)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int, database_url: DatabaseUrl = None) -> None:
+    """Revoke a token at once."""
+    from haechi.store import access
+
+    try:
+        with _engine(database_url).begin() as conn:
+            access.revoke_token(conn, token_id)
+            access.record(conn, _actor(), "token.revoke", target=f"token:{token_id}")
+    except HaechiError as exc:
+        raise _fail(exc) from exc
+    console.print(f"token {token_id} revoked")
+
+
+@token_app.command("list")
+def token_list(database_url: DatabaseUrl = None) -> None:
+    """List tokens (never their secrets)."""
+    from haechi.store import access
+
+    with _engine(database_url).connect() as conn:
+        rows = access.list_tokens(conn)
+    table = Table("id", "name", "role", "center", "area", "created", "revoked")
+    for r in rows:
+        table.add_row(str(r["id"]), r["name"], r["role"], r["center"] or "", r["area_code"] or "",
+                      f"{r['created_at']:%Y-%m-%d %H:%M}", f"{r['revoked_at']:%Y-%m-%d}" if r["revoked_at"] else "")
+    console.print(table)
+
+
+# ── serve and demo ───────────────────────────────────────────────────────────────────────
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    load_city: Annotated[str | None, typer.Option("--load-city", help="Load this city pack first.")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run the Haechi server (API, docs, metrics)."""
+    import uvicorn
+
+    from haechi.api.app import create_app
+
+    settings = get_settings()
+    engine = _engine(database_url)
+    if load_city:
+        load_with_progress(engine, load_city)
+    host, port = host or settings.host, port or settings.port
+    console.print(f"Haechi on [bold]http://{host}:{port}/[/bold] — API docs http://{host}:{port}/docs (Ctrl-C stops)")
+    uvicorn.run(create_app(engine, settings), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def demo(
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """The main job on the embedded default: load the Seoul pack and serve it.
+
+    The flood replay arrives with the situation-room issue; until then the demo serves the city.
+    """
+    serve(host=None, port=port, load_city=get_settings().city, database_url=database_url)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Settings, errors, events and the clock. Imports nothing else of Haechi's."""

@@ -1,0 +1,32 @@
+"""Runtime configuration, read once from ``HAECHI_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob an operator may turn; the defaults run the embedded set-up on a laptop."""
+
+    model_config = SettingsConfigDict(env_prefix="HAECHI_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///haechi.db",
+        description="SQLAlchemy URL of the integrated DB; SQLite file in the working directory by default.",
+    )
+    city: str = Field("seoul", description="City pack loaded by `make demo` and `haechi serve --load-city`.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    mqtt_url: str | None = Field(None, description="mqtt://host:port of the broker to subscribe to.")
+    bus_url: str | None = Field(None, description="nats://host:port for the scale-out bus; in-process when unset.")
+    max_body_bytes: int = Field(
+        1_000_000, description="Largest JSON body accepted by ordinary endpoints (bulk ingest has its own limit)."
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

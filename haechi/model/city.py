@@ -1,0 +1,81 @@
+"""Urban components of the integrated DB: areas, places, disasters and management projects."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AreaLevel(StrEnum):
+    CITY = "city"  # 시·도
+    DISTRICT = "district"  # 자치구 (시·군·구)
+    DONG = "dong"  # 법정동
+
+
+class PlaceKind(StrEnum):
+    """Kinds of point (or small-area) places a city pack can load."""
+
+    FACILITY = "facility"
+    SHELTER = "shelter"
+    FIRE_STATION = "fire_station"
+    HOSPITAL = "hospital"
+    CCTV = "cctv"
+    SCHOOL_ZONE = "school_zone"
+    RIVER_GAUGE = "river_gauge"
+    DAM = "dam"
+    TIDE_STATION = "tide_station"
+    WEATHER_STATION = "weather_station"
+    AIR_STATION = "air_station"
+
+
+class FacilityType(StrEnum):
+    BRIDGE = "bridge"
+    TUNNEL = "tunnel"
+    BUILDING = "building"
+    UNDERGROUND = "underground"
+    HAZARDOUS_SITE = "hazardous_site"
+
+
+class ShelterKind(StrEnum):
+    CIVIL_DEFENCE = "civil_defence"  # 민방위 대피시설
+    EARTHQUAKE_OUTDOOR = "earthquake_outdoor"  # 지진 옥외대피장소
+    COOLING = "cooling"  # 무더위쉼터
+    TEMPORARY_HOUSING = "temporary_housing"  # 이재민 임시주거시설
+
+
+#: Facility safety grades of the Special Act on Facility Safety (시설물안전법): A best, E worst.
+SAFETY_GRADES = ("A", "B", "C", "D", "E")
+
+
+class DisasterCategory(StrEnum):
+    NATURAL = "natural"
+    SOCIAL = "social"
+
+
+class DisasterKind(StrEnum):
+    HEAVY_RAIN = "heavy_rain"
+    TYPHOON = "typhoon"
+    HEAVY_SNOW = "heavy_snow"
+    EARTHQUAKE = "earthquake"
+    HEAT_WAVE = "heat_wave"
+    COLD_WAVE = "cold_wave"
+    FINE_DUST = "fine_dust"
+    FIRE = "fire"
+    COLLAPSE = "collapse"
+    TRAFFIC_ACCIDENT = "traffic_accident"
+    SINKHOLE = "sinkhole"
+    HAZMAT = "hazmat"
+    CROWD = "crowd"
+
+    @property
+    def category(self) -> DisasterCategory:
+        natural = {"heavy_rain", "typhoon", "heavy_snow", "earthquake", "heat_wave", "cold_wave", "fine_dust"}
+        return DisasterCategory.NATURAL if self.value in natural else DisasterCategory.SOCIAL
+
+
+class ProjectPhase(StrEnum):
+    """The four phases of disaster management (예방 · 대비 · 대응 · 복구)."""
+
+    PREVENTION = "prevention"
+    PREPARATION = "preparation"
+    RESPONSE = "response"
+    RECOVERY = "recovery"

@@ -1,0 +1,21 @@
+"""Small pure geodesy helpers (WGS84 lon/lat in degrees, distances in metres)."""
+
+from __future__ import annotations
+
+from math import asin, cos, radians, sin, sqrt
+
+EARTH_RADIUS_M = 6_371_008.8  # IUGG mean Earth radius
+
+
+def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance in metres; within 0.5 % of the ellipsoid over a city."""
+    dlat, dlon = radians(lat2 - lat1), radians(lon2 - lon1)
+    a = sin(dlat / 2) ** 2 + cos(radians(lat1)) * cos(radians(lat2)) * sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_M * asin(sqrt(a))
+
+
+def degree_box(lon: float, lat: float, radius_m: float) -> tuple[float, float, float, float]:
+    """A (min_lon, min_lat, max_lon, max_lat) box that contains the circle of ``radius_m``."""
+    dlat = radius_m / 111_000
+    dlon = radius_m / (111_000 * max(cos(radians(lat)), 0.01))
+    return lon - dlon, lat - dlat, lon + dlon, lat + dlat

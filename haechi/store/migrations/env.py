@@ -1,0 +1,18 @@
+"""Alembic environment: runs on the engine handed over by ``haechi.store.db``."""
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from haechi.store.schema import metadata
+
+config = context.config
+engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))
+
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying
+        compare_type=True,
+    )
+    context.run_migrations()

@@ -1,0 +1,84 @@
+"""Disaster occurrences, disaster-management projects, citizens' reports and survey results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert, select
+
+from haechi.core.errors import NotFound
+
+from .schema import citizen_reports, disasters, projects, survey_results
+from .sql import row_dict
+
+
+def _add(conn: Connection, table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    new_id = conn.execute(insert(table).values(**row)).inserted_primary_key[0]
+    return get(conn, table, new_id)
+
+
+def get(conn: Connection, table: Table, record_id: int) -> dict[str, Any]:
+    row = conn.execute(select(table).where(table.c.id == record_id)).first()
+    if row is None:
+        raise NotFound(f"no {table.name} record with id {record_id}")
+    return row_dict(row)
+
+
+def add_disaster(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
+    return _add(conn, disasters, row)
+
+
+def add_project(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
+    return _add(conn, projects, row)
+
+
+def add_report(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
+    return _add(conn, citizen_reports, row)
+
+
+def add_survey_result(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
+    return _add(conn, survey_results, row)
+
+
+def list_disasters(
+    conn: Connection,
+    *,
+    kind: str | None = None,
+    area_code: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    c = disasters.c
+    query = select(disasters).order_by(c.started_at.desc(), c.id.desc()).limit(limit).offset(offset)
+    if kind:
+        query = query.where(c.kind == kind)
+    if area_code:
+        query = query.where(c.area_code.startswith(area_code))
+    if since:
+        query = query.where(c.started_at >= since)
+    if until:
+        query = query.where(c.started_at < until)
+    return [row_dict(r) for r in conn.execute(query)]
+
+
+def list_projects(
+    conn: Connection, *, phase: str | None = None, area_code: str | None = None, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
+    c = projects.c
+    query = select(projects).order_by(c.id).limit(limit).offset(offset)
+    if phase:
+        query = query.where(c.phase == phase)
+    if area_code:
+        query = query.where(c.area_code.startswith(area_code))
+    return [row_dict(r) for r in conn.execute(query)]
+
+
+def list_reports(conn: Connection, *, status: str | None = None, limit: int = 100, offset: int = 0):
+    c = citizen_reports.c
+    query = select(citizen_reports).order_by(c.reported_at.desc(), c.id.desc()).limit(limit).offset(offset)
+    if status:
+        query = query.where(c.status == status)
+    return [row_dict(r) for r in conn.execute(query)]

@@ -1,0 +1,386 @@
+"""SQLAlchemy Core schema of the integrated DB, in the four scopes of MISSION.md plus operations.
+
+Geometry is stored as GeoJSON text (WGS84) with a bounding box or lon/lat columns beside it, so
+the same schema, migrations and queries run on SQLite and PostgreSQL; exact spatial work is done
+with shapely in Python. PostGIS can be layered on later where spatial SQL pays.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only autoincrements INTEGER primary keys; BigInteger elsewhere for observation volumes.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _when(name: str, **kw) -> Column:
+    return Column(name, DateTime(timezone=True), **kw)
+
+
+def _point() -> list[Column]:
+    return [Column("lon", Float), Column("lat", Float)]
+
+
+def _bbox() -> list[Column]:
+    return [Column(n, Float) for n in ("min_lon", "min_lat", "max_lon", "max_lat")]
+
+
+# ── 1. Sensing: the OGC SensorThings API 1.1 data model ──────────────────────────────────
+
+things = Table(
+    "things", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("properties", JSON),
+    Column("place_id", ForeignKey("places.id", ondelete="SET NULL")),
+)
+
+locations = Table(
+    "locations", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("encoding_type", String(64), nullable=False, default="application/geo+json"),
+    Column("location", JSON, nullable=False),
+    *_point(),
+)
+
+thing_locations = Table(
+    "thing_locations", metadata,
+    Column("thing_id", ForeignKey("things.id", ondelete="CASCADE"), primary_key=True),
+    Column("location_id", ForeignKey("locations.id", ondelete="CASCADE"), primary_key=True),
+)
+
+historical_locations = Table(
+    "historical_locations", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("thing_id", ForeignKey("things.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("location_id", ForeignKey("locations.id", ondelete="CASCADE"), nullable=False),
+    _when("time", nullable=False),
+)
+
+sensors = Table(
+    "sensors", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("encoding_type", String(64), nullable=False, default="application/pdf"),
+    Column("metadata", Text, nullable=False, default=""),
+    Column("properties", JSON),
+)
+
+observed_properties = Table(
+    "observed_properties", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(64), unique=True),  # Haechi's catalogue key, e.g. water_level
+    Column("name", String(200), nullable=False),
+    Column("definition", String(500), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("properties", JSON),
+)
+
+datastreams = Table(
+    "datastreams", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("thing_id", ForeignKey("things.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("sensor_id", ForeignKey("sensors.id"), nullable=False),
+    Column("observed_property_id", ForeignKey("observed_properties.id"), nullable=False, index=True),
+    Column("unit_name", String(100), nullable=False),
+    Column("unit_symbol", String(32), nullable=False),
+    Column("unit_definition", String(500), nullable=False),
+    Column(
+        "observation_type", String(200), nullable=False,
+        default="http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement",
+    ),
+    Column("area_code", ForeignKey("admin_areas.code"), index=True),
+    Column("properties", JSON),
+)
+
+features_of_interest = Table(
+    "features_of_interest", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("encoding_type", String(64), nullable=False, default="application/geo+json"),
+    Column("feature", JSON, nullable=False),
+)
+
+#: QC flags carried as SensorThings ``resultQuality``.
+QC_FLAGS = ("good", "suspect", "bad")
+
+observations = Table(
+    "observations", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("datastream_id", ForeignKey("datastreams.id", ondelete="CASCADE"), nullable=False),
+    _when("phenomenon_time", nullable=False),
+    _when("result_time"),
+    Column("result", Float),  # numeric results, the hot path
+    Column("result_json", JSON),  # anything else SensorThings allows
+    Column("result_quality", String(8), nullable=False, default="good"),
+    Column("qc_reasons", JSON),
+    Column("feature_of_interest_id", ForeignKey("features_of_interest.id")),
+    Column("parameters", JSON),
+    _when("received_at", nullable=False),
+    # The idempotency key: a resend of the same reading is a no-op, never a duplicate.
+    UniqueConstraint("datastream_id", "phenomenon_time", name="uq_observations_stream_time"),
+    CheckConstraint("result_quality IN ('good', 'suspect', 'bad')", name="quality"),
+)
+
+# ── 2. Urban components ─────────────────────────────────────────────────────────────────
+
+admin_areas = Table(
+    "admin_areas", metadata,
+    Column("code", String(10), primary_key=True),  # 행정표준코드 (legal code: 2/5/8 digits)
+    Column("level", String(16), nullable=False, index=True),
+    Column("parent_code", ForeignKey("admin_areas.code"), index=True),
+    Column("name_ko", String(100), nullable=False),
+    Column("name_en", String(100)),
+    Column("area_km2", Float),
+    Column("geometry", JSON),  # GeoJSON geometry, WGS84
+    *_bbox(),
+    Column("source", Text),
+    CheckConstraint("level IN ('city', 'district', 'dong')", name="level"),
+)
+
+population_stats = Table(
+    "population_stats", metadata,
+    Column("area_code", ForeignKey("admin_areas.code", ondelete="CASCADE"), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("population", Integer),
+    Column("age_65_plus", Integer),
+    Column("under_15", Integer),
+    Column("foreigners", Integer),
+    Column("households", Integer),
+    Column("single_person_households", Integer),
+    Column("low_income_recipients", Integer),
+    Column("source", Text),
+)
+
+land_use = Table(
+    "land_use", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("area_code", ForeignKey("admin_areas.code", ondelete="CASCADE"), nullable=False, index=True),
+    Column("use_class", String(64), nullable=False),  # e.g. residential, commercial, green
+    Column("area_km2", Float, nullable=False),
+    Column("geometry", JSON),
+    Column("source", Text),
+    UniqueConstraint("area_code", "use_class", name="uq_land_use_area_class"),
+)
+
+#: Every point place shares one table, so "what is near this incident?" is one query;
+#: kind-specific facts live in the detail tables below.
+places = Table(
+    "places", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False, index=True),
+    Column("ref", String(64), nullable=False),  # the publisher's own id, stable across reloads
+    Column("name_ko", String(200), nullable=False),
+    Column("name_en", String(200)),
+    Column("area_code", ForeignKey("admin_areas.code"), index=True),
+    Column("address", String(300)),
+    *_point(),
+    Column("attrs", JSON),
+    Column("source", Text),
+    UniqueConstraint("kind", "ref", name="uq_places_kind_ref"),
+    Index("ix_places_lon_lat", "lon", "lat"),
+)
+
+
+def _detail(name: str, *columns: Column) -> Table:
+    return Table(
+        name, metadata,
+        Column("place_id", ForeignKey("places.id", ondelete="CASCADE"), primary_key=True),
+        *columns,
+    )
+
+
+facilities = _detail(
+    "facilities",
+    Column("facility_type", String(32), nullable=False),
+    Column("structure_type", String(64)),  # e.g. RC, steel, masonry, PSC box girder
+    Column("completion_year", Integer),
+    Column("safety_grade", String(1)),
+    Column("floors", Integer),
+    Column("length_m", Float),
+    CheckConstraint("safety_grade IS NULL OR safety_grade IN ('A','B','C','D','E')", name="grade"),
+)
+
+shelters = _detail(
+    "shelters",
+    Column("shelter_kind", String(32), nullable=False),
+    Column("capacity", Integer),
+    Column("floor_area_m2", Float),
+)
+
+hospitals = _detail(
+    "hospitals",
+    Column("emergency_level", String(32)),  # regional / local emergency medical center, or none
+    Column("er_beds", Integer),
+)
+
+cctv_cameras = _detail(
+    "cctv_cameras",
+    Column("purpose", String(64)),  # crime prevention, traffic, disaster watch …
+    Column("direction_deg", Float),  # clockwise from north
+    Column("fov_deg", Float),
+    Column("range_m", Float),
+)
+
+school_zones = _detail(
+    "school_zones",
+    Column("school_name", String(200)),
+    Column("radius_m", Float),
+    Column("geometry", JSON),
+)
+
+gauges = _detail(
+    "gauges",
+    Column("river", String(100)),
+    # Flood stages in metres of gauge height (관심 · 홍수주의보 · 홍수경보 수위); source on the place.
+    Column("attention_stage_m", Float),
+    Column("advisory_stage_m", Float),
+    Column("warning_stage_m", Float),
+    # Elevation of the gauge zero (El. m): level above sea = datum + gauge height.
+    Column("datum_elevation_m", Float),
+)
+
+#: Fire stations and 119 safety centers are places; their units (pumpers, ambulances …) are here.
+fire_units = Table(
+    "fire_units", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("station_place_id", ForeignKey("places.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("call_sign", String(64), nullable=False, unique=True),
+    Column("unit_type", String(32), nullable=False),  # pumper, tanker, ladder, rescue, ambulance
+    Column("status", String(16), nullable=False, default="available"),
+)
+
+# ── 3. Disaster occurrences ─────────────────────────────────────────────────────────────
+
+disasters = Table(
+    "disasters", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("category", String(16), nullable=False),
+    Column("kind", String(32), nullable=False, index=True),
+    Column("title", String(300), nullable=False),
+    _when("started_at", nullable=False, index=True),
+    _when("ended_at"),
+    Column("area_code", ForeignKey("admin_areas.code"), index=True),
+    *_point(),
+    Column("deaths", Integer, nullable=False, default=0),
+    Column("injuries", Integer, nullable=False, default=0),
+    Column("missing", Integer, nullable=False, default=0),
+    Column("evacuated", Integer, nullable=False, default=0),
+    Column("damage_krw", BigInteger),
+    Column("description", Text),
+    Column("source", Text),
+    CheckConstraint("category IN ('natural', 'social')", name="category"),
+)
+
+# ── 4. Disaster management and citizens ─────────────────────────────────────────────────
+
+projects = Table(
+    "projects", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("phase", String(16), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("area_code", ForeignKey("admin_areas.code"), index=True),
+    Column("budget_krw", BigInteger),
+    Column("start_date", Date),
+    Column("end_date", Date),
+    Column("evaluation_score", Float),  # 0–100
+    Column("evaluation", Text),
+    Column("source", Text),
+    CheckConstraint("phase IN ('prevention', 'preparation', 'response', 'recovery')", name="phase"),
+)
+
+citizen_reports = Table(
+    "citizen_reports", metadata,
+    Column("id", Integer, primary_key=True),
+    _when("reported_at", nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("area_code", ForeignKey("admin_areas.code"), index=True),
+    *_point(),
+    Column("status", String(16), nullable=False, default="new"),
+    Column("reporter_token_id", ForeignKey("api_tokens.id", ondelete="SET NULL")),
+)
+
+survey_results = Table(
+    "survey_results", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("survey", String(200), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("area_code", ForeignKey("admin_areas.code")),
+    Column("question", String(500), nullable=False),
+    Column("answer", String(200), nullable=False),
+    Column("share_pct", Float),
+    Column("respondents", Integer),
+    Column("source", Text),
+)
+
+# ── Operations: access, audit, dead letters ────────────────────────────────────────────
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 hex; the token is never stored
+    Column("role", String(32), nullable=False),
+    Column("center", String(32)),  # operators only
+    Column("area_code", ForeignKey("admin_areas.code")),  # district officials only
+    _when("created_at", nullable=False),
+    _when("revoked_at"),
+    _when("last_used_at"),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigId, primary_key=True),
+    _when("at", nullable=False, index=True),
+    Column("actor", String(100), nullable=False),  # token name, or "cli:<user>"
+    Column("role", String(32)),
+    Column("action", String(100), nullable=False),  # e.g. "POST /api/v1/disasters"
+    Column("target", String(200)),
+    Column("status", Integer),
+    Column("detail", JSON),
+)
+
+dead_letters = Table(
+    "dead_letters", metadata,
+    Column("id", BigId, primary_key=True),
+    _when("received_at", nullable=False, index=True),
+    Column("source", String(100), nullable=False),  # mqtt:<topic>, http:<path>, import:<kind>
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # raw, as received (decoded leniently)
+    _when("replayed_at"),
+)

@@ -1,0 +1,91 @@
+"""Sensing on the OGC SensorThings model: things, sensors, datastreams and their observations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, func, insert, select
+
+from haechi.core.clock import utcnow
+from haechi.core.errors import NotFound
+
+from .schema import (
+    datastreams,
+    features_of_interest,
+    locations,
+    observations,
+    observed_properties,
+    sensors,
+    thing_locations,
+    things,
+)
+from .sql import insert_new, row_dict, upsert
+
+
+def _create(conn: Connection, table: Table, row: dict[str, Any]) -> int:
+    return conn.execute(insert(table).values(**row)).inserted_primary_key[0]
+
+
+def create_thing(conn: Connection, row: dict[str, Any], location_ids: Sequence[int] = ()) -> int:
+    thing_id = _create(conn, things, row)
+    for location_id in location_ids:
+        conn.execute(insert(thing_locations).values(thing_id=thing_id, location_id=location_id))
+    return thing_id
+
+
+def create_location(conn: Connection, row: dict[str, Any]) -> int:
+    geometry = row["location"]
+    if geometry.get("type") == "Point":  # keep lon/lat beside the GeoJSON for bbox queries
+        row = {**row, "lon": geometry["coordinates"][0], "lat": geometry["coordinates"][1]}
+    return _create(conn, locations, row)
+
+
+def create_sensor(conn: Connection, row: dict[str, Any]) -> int:
+    return _create(conn, sensors, row)
+
+
+def create_feature(conn: Connection, row: dict[str, Any]) -> int:
+    return _create(conn, features_of_interest, row)
+
+
+def create_datastream(conn: Connection, row: dict[str, Any]) -> int:
+    return _create(conn, datastreams, row)
+
+
+def save_observed_properties(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    return upsert(conn, observed_properties, rows, ["code"])
+
+
+def observed_property_ids(conn: Connection) -> dict[str, int]:
+    query = select(observed_properties.c.code, observed_properties.c.id)
+    return {code: i for code, i in conn.execute(query)}
+
+
+def get_datastream(conn: Connection, datastream_id: int) -> dict[str, Any]:
+    row = conn.execute(select(datastreams).where(datastreams.c.id == datastream_id)).first()
+    if row is None:
+        raise NotFound(f"no datastream with id {datastream_id}")
+    return row_dict(row)
+
+
+def add_observations(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Store observations once each: a resend of (datastream, phenomenon time) is a no-op.
+
+    Returns how many were new.
+    """
+    now = utcnow()
+    rows = [{"received_at": now, "result_quality": "good", **r} for r in rows]
+    return insert_new(conn, observations, rows, ["datastream_id", "phenomenon_time"])
+
+
+def observations_of(
+    conn: Connection, datastream_id: int, *, limit: int = 100, newest_first: bool = True
+) -> list[dict[str, Any]]:
+    order = observations.c.phenomenon_time.desc() if newest_first else observations.c.phenomenon_time
+    query = select(observations).where(observations.c.datastream_id == datastream_id).order_by(order)
+    return [row_dict(r) for r in conn.execute(query.limit(limit))]
+
+
+def count_observations(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(observations)).scalar_one()

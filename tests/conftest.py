@@ -1,0 +1,87 @@
+"""Shared fixtures: the integrated DB on SQLite and on a real PostgreSQL server.
+
+Tests that need a server skip with a clear message on a laptop without it; with ``CI=true``
+they fail instead, because CI must prove them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from haechi.store import open_db
+from haechi.store.schema import metadata
+
+POSTGRES_URL = os.environ.get(
+    "HAECHI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def service_unavailable(what: str, why: Exception | str) -> None:
+    """Skip on a laptop, fail on CI: services are required there."""
+    message = f"{what} is not reachable ({why})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " — required when CI=true")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh, migrated PostgreSQL database for this test session, dropped at the end."""
+    admin_url = make_url(POSTGRES_URL)
+    name = f"haechi_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means "unavailable"
+        service_unavailable("PostgreSQL", exc)
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    open_db(url).dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """The URL of an empty, migrated integrated DB — once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'haechi.db'}"
+        open_db(url).dispose()
+        return url
+    url = request.getfixturevalue("postgres_url")
+    _empty_postgres(url)
+    return url
+
+
+def _empty_postgres(url: str) -> None:
+    engine = create_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(db_url):
+    from haechi.store.db import make_engine
+
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    """An embedded-default engine only, for tests that need not run twice."""
+    engine = open_db(f"sqlite:///{tmp_path / 'haechi.db'}")
+    yield engine
+    engine.dispose()
