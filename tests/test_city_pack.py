@@ -41,10 +41,14 @@ def test_seoul_has_25_districts_whose_areas_sum_to_the_official_area(seoul):
     assert abs(total / SEOUL_AREA_KM2 - 1) < 0.01
 
 
+def _official_codes() -> dict[str, tuple[str, str]]:
+    with open(SEOUL / "districts.csv", encoding="utf-8") as f:
+        return {row["code"]: (row["name_ko"], row["name_en"]) for row in csv.DictReader(f)}
+
+
 def test_district_codes_and_names_match_the_official_code_list(seoul):
     engine, _ = seoul
-    with open(SEOUL / "districts.csv", encoding="utf-8") as f:
-        official = {row["code"]: (row["name_ko"], row["name_en"]) for row in csv.DictReader(f)}
+    official = _official_codes()
     with engine.connect() as conn:
         loaded = {d["code"].ljust(10, "0"): (d["name_ko"], d["name_en"]) for d in areas.list_areas(conn, level="district")}
     assert loaded == official
@@ -81,12 +85,15 @@ def test_statistics_and_han_river_gauges_are_loaded(seoul):
     engine, report = seoul
     with open(SEOUL / "statistics.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert report.statistics == len(rows) == 25
-    songpa = next(r for r in rows if r["area_code"] == "11710")
+    assert report.statistics == len(rows)
+    assert {r["area_code"] for r in rows if r["indicator"] == "population"} == {
+        code[:5] for code in _official_codes()}
+    songpa = max((r for r in rows if r["area_code"] == "11710" and r["indicator"] == "population"),
+                 key=lambda r: int(r["year"]))
     with engine.connect() as conn:
-        stats = areas.population(conn, "11710")
-        assert stats["year"] == int(songpa["year"])
-        assert stats["population"] == (int(songpa["population"]) if songpa["population"] else None)
+        stats = areas.statistics(conn, "11710")
+        assert stats["population"]["value"] == float(songpa["value"])
+        assert stats["population"]["year"] == int(songpa["year"]) and stats["population"]["source"]
         gauges = {g["ref"]: g for g in places.list_places(conn, "river_gauge")}
     hangang = gauges["1018683"]  # Hangang Bridge: 홍수주의보 8.5 m, 홍수경보 10.5 m (HRFCO)
     assert (hangang["advisory_stage_m"], hangang["warning_stage_m"]) == (8.5, 10.5)

@@ -37,12 +37,14 @@ def test_migrations_create_every_table_and_are_idempotent(engine):
     assert set(metadata.tables) <= set(inspect(engine).get_table_names())
 
 
-def test_areas_parents_first_lookup_by_point_and_latest_population(engine):
+def test_areas_parents_first_lookup_by_point_and_latest_statistics(engine):
     with engine.begin() as conn:
         _seed_areas(conn)  # child given before parent: save_areas orders them
-        areas.save_population(conn, [
-            {"area_code": "11680", "year": 2022, "population": 530_000},
-            {"area_code": "11680", "year": 2023, "population": 540_000},
+        areas.save_statistics(conn, [
+            {"area_code": "11680", "indicator": "population", "year": 2022, "value": 530_000},
+            {"area_code": "11680", "indicator": "population", "year": 2023, "value": 540_000},
+            {"area_code": "11680", "indicator": "low_income_recipients", "year": 2021, "value": 9_000,
+             "source": "test table"},
         ])
     with engine.connect() as conn:
         assert [a["code"] for a in areas.list_areas(conn, level="district")] == ["11680"]
@@ -50,8 +52,10 @@ def test_areas_parents_first_lookup_by_point_and_latest_population(engine):
         assert "geometry" not in areas.list_areas(conn)[0]
         assert areas.area_at(conn, 127.05, 37.55)["code"] == "11680"
         assert areas.area_at(conn, 126.5, 37.55) is None
-        assert areas.population(conn, "11680")["population"] == 540_000
-        assert areas.population(conn, "11680", 2022)["population"] == 530_000
+        latest = areas.statistics(conn, "11680")
+        assert latest["population"]["value"] == 540_000 and latest["population"]["year"] == 2023
+        assert latest["low_income_recipients"] == {"value": 9_000, "year": 2021, "source": "test table"}
+        assert areas.statistics(conn, "11680", 2022)["population"]["value"] == 530_000
         with pytest.raises(NotFound):
             areas.get_area(conn, "99999")
 

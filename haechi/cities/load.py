@@ -43,7 +43,7 @@ def load_city(engine: Engine, pack: str, progress: Progress = lambda *_: None) -
     progress("writing", steps - 1, steps)
     with engine.begin() as conn:
         areas.save_areas(conn, area_rows)
-        areas.save_population(conn, stats)
+        areas.save_statistics(conn, stats)
         for rows in place_sets:
             places.save_places(conn, rows)
         report = LoadReport(

@@ -21,7 +21,7 @@ from shapely.geometry import Point, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from haechi.core.errors import InvalidInput
-from haechi.model.city import SAFETY_GRADES, FacilityType, PlaceKind, ShelterKind
+from haechi.model.city import SAFETY_GRADES, FacilityType, Indicator, PlaceKind, ShelterKind
 
 from .romanize import romanize_dong
 
@@ -175,22 +175,21 @@ def _geojson_regions(path: Path) -> Iterator[tuple[str, str, dict[str, Any], Bas
 
 # ── statistics and places ─────────────────────────────────────────────────────────────────
 
-STAT_COLUMNS = ("population", "age_65_plus", "under_15", "foreigners", "households",
-                "single_person_households", "low_income_recipients")
-
-
 def statistics_rows(folder: Path, manifest: Manifest) -> list[dict[str, Any]]:
+    """``area_code,indicator,year,value,source`` rows; each figure carries its own year and source."""
     spec = manifest.statistics
     if spec is None:
         return []
     rows = []
     for n, raw in enumerate(read_csv(folder / spec.file, spec.encoding), start=2):
         try:
-            row = {"area_code": raw["area_code"], "year": int(raw["year"]), "source": spec.source}
-            row |= {c: int(raw[c]) if raw.get(c) else None for c in STAT_COLUMNS}
+            rows.append({
+                "area_code": raw["area_code"], "indicator": Indicator(raw["indicator"]).value,
+                "year": int(raw["year"]), "value": float(raw["value"]),
+                "source": raw.get("source") or spec.source,
+            })
         except (KeyError, ValueError) as exc:
             raise InvalidInput(f"{spec.file} line {n}: {exc}") from exc
-        rows.append(row)
     return rows
 
 

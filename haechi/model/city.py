@@ -11,6 +11,21 @@ class AreaLevel(StrEnum):
     DONG = "dong"  # 법정동
 
 
+class Indicator(StrEnum):
+    """Statistics kept per area and year (counts of people or households unless named)."""
+
+    POPULATION = "population"  # registered residents
+    AGE_65_PLUS = "age_65_plus"
+    UNDER_15 = "under_15"
+    FOREIGNERS = "foreigners"  # registered foreigners
+    HOUSEHOLDS = "households"
+    SINGLE_PERSON_HOUSEHOLDS = "single_person_households"
+    LOW_INCOME_RECIPIENTS = "low_income_recipients"  # 국민기초생활보장 수급자
+    ELDERLY_LIVING_ALONE = "elderly_living_alone"  # 독거노인
+    DISABLED = "disabled"  # 등록장애인
+    AREA_KM2 = "area_km2"  # official land area
+
+
 class PlaceKind(StrEnum):
     """Kinds of point (or small-area) places a city pack can load."""
 

@@ -98,3 +98,12 @@ def audit_trail(conn: Connection, *, actor: str | None = None, limit: int = 100)
     if actor:
         query = query.where(audit_log.c.actor == actor)
     return [row_dict(r) for r in conn.execute(query)]
+
+
+def get_token(conn: Connection, token_id: int) -> dict[str, Any]:
+    """One token's record without its hash (live or revoked)."""
+    columns = [c for c in api_tokens.c if c.name != "token_hash"]
+    row = conn.execute(select(*columns).where(api_tokens.c.id == token_id)).first()
+    if row is None:
+        raise NotFound(f"no token with id {token_id}")
+    return row_dict(row)

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, func, select
 
 from haechi.core.errors import NotFound
 
-from .schema import admin_areas, land_use, population_stats
+from .schema import admin_areas, area_statistics, land_use
 from .sql import row_dict, upsert
 
 SUMMARY_COLUMNS = [c for c in admin_areas.c if c.name != "geometry"]
@@ -22,8 +22,8 @@ def save_areas(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     return upsert(conn, admin_areas, sorted(rows, key=lambda r: order[r["level"]]), ["code"])
 
 
-def save_population(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-    return upsert(conn, population_stats, rows, ["area_code", "year"])
+def save_statistics(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    return upsert(conn, area_statistics, rows, ["area_code", "indicator", "year"])
 
 
 def save_land_use(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
@@ -64,16 +64,15 @@ def area_at(conn: Connection, lon: float, lat: float, level: str = "district") -
     return None
 
 
-def population(conn: Connection, code: str, year: int | None = None) -> dict[str, Any] | None:
-    """Statistics of an area for ``year`` (the latest year when not given)."""
-    query = select(population_stats).where(population_stats.c.area_code == code)
-    if year is None:
-        latest = select(func.max(population_stats.c.year)).where(population_stats.c.area_code == code)
-        query = query.where(population_stats.c.year == latest.scalar_subquery())
-    else:
-        query = query.where(population_stats.c.year == year)
-    row = conn.execute(query).first()
-    return row_dict(row) if row else None
+def statistics(conn: Connection, code: str, year: int | None = None) -> dict[str, dict[str, Any]]:
+    """Each indicator of an area: ``{indicator: {value, year, source}}``, the latest year unless given."""
+    c = area_statistics.c
+    query = select(c.indicator, c.year, c.value, c.source).where(c.area_code == code)
+    query = query.where(c.year <= year) if year is not None else query
+    found: dict[str, dict[str, Any]] = {}
+    for row in conn.execute(query.order_by(c.indicator, c.year)):
+        found[row.indicator] = {"value": row.value, "year": row.year, "source": row.source}
+    return found
 
 
 def count_areas(conn: Connection) -> dict[str, int]:

@@ -82,3 +82,29 @@ def list_reports(conn: Connection, *, status: str | None = None, limit: int = 10
     if status:
         query = query.where(c.status == status)
     return [row_dict(r) for r in conn.execute(query)]
+
+
+def get_disaster(conn: Connection, disaster_id: int) -> dict[str, Any]:
+    return get(conn, disasters, disaster_id)
+
+
+def get_project(conn: Connection, project_id: int) -> dict[str, Any]:
+    return get(conn, projects, project_id)
+
+
+def find_reports(
+    conn: Connection,
+    *,
+    status: str | None = None,
+    area_code: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Citizens' reports, newest first; ``area_code`` keeps those inside an area (prefix match)."""
+    c = citizen_reports.c
+    query = select(citizen_reports).order_by(c.reported_at.desc(), c.id.desc()).limit(limit).offset(offset)
+    if status:
+        query = query.where(c.status == status)
+    if area_code:
+        query = query.where(c.area_code.startswith(area_code))
+    return [row_dict(r) for r in conn.execute(query)]

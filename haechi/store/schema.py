@@ -172,17 +172,14 @@ admin_areas = Table(
     CheckConstraint("level IN ('city', 'district', 'dong')", name="level"),
 )
 
-population_stats = Table(
-    "population_stats", metadata,
+#: Statistics in long form: each indicator keeps its own year and source, because public tables
+#: for population, households, recipients … are published for different years.
+area_statistics = Table(
+    "area_statistics", metadata,
     Column("area_code", ForeignKey("admin_areas.code", ondelete="CASCADE"), primary_key=True),
+    Column("indicator", String(48), primary_key=True),  # haechi.model.city.Indicator
     Column("year", Integer, primary_key=True),
-    Column("population", Integer),
-    Column("age_65_plus", Integer),
-    Column("under_15", Integer),
-    Column("foreigners", Integer),
-    Column("households", Integer),
-    Column("single_person_households", Integer),
-    Column("low_income_recipients", Integer),
+    Column("value", Float, nullable=False),
     Column("source", Text),
 )
 

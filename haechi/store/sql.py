@@ -21,8 +21,11 @@ def upsert(
     if not rows:
         return 0
     key = list(key)
+    # executemany binds the first row's keys only: give every row the same columns.
+    columns = list(dict.fromkeys(c for r in rows for c in r))
+    rows = [{c: r.get(c) for c in columns} for r in rows]
     stmt = _insert(conn, table)
-    updates = {c: stmt.excluded[c] for c in rows[0] if c not in key}
+    updates = {c: stmt.excluded[c] for c in columns if c not in key}
     stmt = stmt.on_conflict_do_update(index_elements=key, set_=updates) if updates else (
         stmt.on_conflict_do_nothing(index_elements=key)
     )

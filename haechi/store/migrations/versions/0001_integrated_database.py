@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 20:21:47.621877
+Create Date: 2026-11-26 20:23:04.573021
 """
 
 from alembic import op
@@ -114,6 +114,15 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
     )
+    op.create_table('area_statistics',
+    sa.Column('area_code', sa.String(length=10), nullable=False),
+    sa.Column('indicator', sa.String(length=48), nullable=False),
+    sa.Column('year', sa.Integer(), nullable=False),
+    sa.Column('value', sa.Float(), nullable=False),
+    sa.Column('source', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['area_code'], ['admin_areas.code'], name=op.f('fk_area_statistics_area_code_admin_areas'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('area_code', 'indicator', 'year', name=op.f('pk_area_statistics'))
+    )
     op.create_table('disasters',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('category', sa.String(length=16), nullable=False),
@@ -175,20 +184,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_places_kind'), ['kind'], unique=False)
         batch_op.create_index('ix_places_lon_lat', ['lon', 'lat'], unique=False)
 
-    op.create_table('population_stats',
-    sa.Column('area_code', sa.String(length=10), nullable=False),
-    sa.Column('year', sa.Integer(), nullable=False),
-    sa.Column('population', sa.Integer(), nullable=True),
-    sa.Column('age_65_plus', sa.Integer(), nullable=True),
-    sa.Column('under_15', sa.Integer(), nullable=True),
-    sa.Column('foreigners', sa.Integer(), nullable=True),
-    sa.Column('households', sa.Integer(), nullable=True),
-    sa.Column('single_person_households', sa.Integer(), nullable=True),
-    sa.Column('low_income_recipients', sa.Integer(), nullable=True),
-    sa.Column('source', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['area_code'], ['admin_areas.code'], name=op.f('fk_population_stats_area_code_admin_areas'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('area_code', 'year', name=op.f('pk_population_stats'))
-    )
     op.create_table('projects',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('phase', sa.String(length=16), nullable=False),
@@ -411,7 +406,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_projects_area_code'))
 
     op.drop_table('projects')
-    op.drop_table('population_stats')
     with op.batch_alter_table('places', schema=None) as batch_op:
         batch_op.drop_index('ix_places_lon_lat')
         batch_op.drop_index(batch_op.f('ix_places_kind'))
@@ -428,6 +422,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_disasters_area_code'))
 
     op.drop_table('disasters')
+    op.drop_table('area_statistics')
     op.drop_table('api_tokens')
     op.drop_table('sensors')
     op.drop_table('observed_properties')
