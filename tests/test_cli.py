@@ -24,7 +24,10 @@ def test_city_load_reports_what_it_loaded_and_audits_it(db):
     assert result.exit_code == 0, result.output
     assert "25 district" in result.output and "467 dong" in result.output
     info = runner.invoke(app, ["db", "info"])
-    assert "0001" in info.output and "'district': 25" in info.output
+    from haechi.store.db import make_engine, revision_info
+
+    current, head = revision_info(make_engine(db))
+    assert current == head and f"{head} (code: {head})" in info.output and "'district': 25" in info.output
     with create_engine(db).connect() as conn:
         assert conn.execute(select(audit_log.c.action, audit_log.c.target)).all() == [("city.load", "seoul")]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import inspect, select
@@ -114,6 +114,20 @@ def test_observations_are_stored_once_however_often_they_are_sent(engine):
         assert [o["result"] for o in newest] == [12.0, 11.0, 10.0]
         assert as_utc(newest[0]["phenomenon_time"]) == t0 + timedelta(minutes=20)
         assert sensing.count_observations(conn) == 3
+
+
+def test_times_are_stored_in_utc_whatever_zone_they_arrive_in(engine):
+    kst = timezone(timedelta(hours=9))
+    with engine.begin() as conn:
+        stream = _datastream(conn)
+        sensing.add_observations(conn, [{"datastream_id": stream, "result": 10.8,
+                                         "phenomenon_time": datetime(2020, 8, 6, 14, 20, tzinfo=kst)}])
+        sensing.add_observations(conn, [{"datastream_id": stream, "result": 10.8,  # the same instant, in UTC
+                                         "phenomenon_time": datetime(2020, 8, 6, 5, 20, tzinfo=UTC)}])
+    with engine.connect() as conn:
+        [stored] = sensing.observations_of(conn, stream)
+    assert stored["phenomenon_time"] == datetime(2020, 8, 6, 5, 20, tzinfo=UTC)
+    assert stored["phenomenon_time"].utcoffset() == timedelta(0)
 
 
 def test_unknown_quality_flag_is_refused(engine):

@@ -108,3 +108,7 @@ def find_reports(
     if area_code:
         query = query.where(c.area_code.startswith(area_code))
     return [row_dict(r) for r in conn.execute(query)]
+
+
+def get_report(conn: Connection, report_id: int) -> dict[str, Any]:
+    return get(conn, citizen_reports, report_id)

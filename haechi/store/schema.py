@@ -7,6 +7,8 @@ with shapely in Python. PostGIS can be layered on later where spatial SQL pays.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -23,8 +25,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+
+from haechi.core.clock import as_utc
 
 metadata = MetaData(
     naming_convention={
@@ -36,12 +41,32 @@ metadata = MetaData(
     }
 )
 
+class UtcDateTime(TypeDecorator):
+    """Timestamps stored in UTC and read back timezone-aware, on every engine.
+
+    SQLite has no time zones: without this, 14:20+09:00 would be stored as 14:20 and read back
+    naive. Naive values given to us are taken as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
 # SQLite only autoincrements INTEGER primary keys; BigInteger elsewhere for observation volumes.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def _when(name: str, **kw) -> Column:
-    return Column(name, DateTime(timezone=True), **kw)
+    return Column(name, UtcDateTime(), **kw)
 
 
 def _point() -> list[Column]:
@@ -154,6 +179,20 @@ observations = Table(
     # The idempotency key: a resend of the same reading is a no-op, never a duplicate.
     UniqueConstraint("datastream_id", "phenomenon_time", name="uq_observations_stream_time"),
     CheckConstraint("result_quality IN ('good', 'suspect', 'bad')", name="quality"),
+)
+
+#: The live state of each datastream, kept beside the in-memory copy so a restart resumes it:
+#: its newest reading as shown to people, and what QC remembers (newest plausible reading, flat run).
+datastream_state = Table(
+    "datastream_state", metadata,
+    Column("datastream_id", ForeignKey("datastreams.id", ondelete="CASCADE"), primary_key=True),
+    _when("phenomenon_time", nullable=False),
+    Column("result", Float),
+    Column("result_quality", String(8), nullable=False),
+    _when("qc_time"),
+    Column("qc_value", Float),
+    Column("flat_count", Integer, nullable=False, default=0),
+    _when("updated_at", nullable=False),
 )
 
 # ── 2. Urban components ─────────────────────────────────────────────────────────────────

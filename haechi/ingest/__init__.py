@@ -1,0 +1,1 @@
+"""Getting observations in: adapters (MQTT, HTTP, SensorThings, files), quality control, live state."""
