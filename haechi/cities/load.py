@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from haechi.ingest.provision import provision_stations
 from haechi.store import areas, places
 
 from . import resolve
@@ -24,6 +25,7 @@ class LoadReport:
     places: dict[str, int] = field(default_factory=dict)
     area_km2: float = 0.0
     official_area_km2: float | None = None
+    datastreams_created: int = 0
 
 
 def load_city(engine: Engine, pack: str, progress: Progress = lambda *_: None) -> LoadReport:
@@ -46,6 +48,7 @@ def load_city(engine: Engine, pack: str, progress: Progress = lambda *_: None) -
         areas.save_statistics(conn, stats)
         for rows in place_sets:
             places.save_places(conn, rows)
+        streams = provision_stations(conn)
         report = LoadReport(
             city=manifest.city.name_en,
             areas=areas.count_areas(conn),
@@ -53,6 +56,7 @@ def load_city(engine: Engine, pack: str, progress: Progress = lambda *_: None) -
             places=places.count_places(conn),
             area_km2=sum(r["area_km2"] for r in area_rows if r["level"] == "district"),
             official_area_km2=manifest.city.official_area_km2,
+            datastreams_created=streams,
         )
     progress("done", steps, steps)
     return report

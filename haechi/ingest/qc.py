@@ -70,7 +70,7 @@ def assess(
     value: float, time: datetime, now: datetime, memory: StreamMemory, limits: QcLimits,
     clock: ClockLimits = ClockLimits(),
 ) -> tuple[str, list[str]]:
-    """(flag, reasons) for one reading. Does not change ``memory``; see ``remember``."""
+    """(flag, reasons) for one reading. Does not change ``memory``; see ``step``."""
     bad = [r for r in (check_range(value, limits), check_clock(time, now, clock)) if r]
     if bad:
         return BAD, bad
@@ -78,12 +78,23 @@ def assess(
     return (SUSPECT, suspect) if suspect else (GOOD, [])
 
 
-def remember(value: float, time: datetime, flag: str, memory: StreamMemory, limits: QcLimits) -> None:
-    """Move the stream's memory forward. Bad and late readings do not move it."""
-    if flag == BAD or (memory.last_time is not None and time <= memory.last_time):
-        return
-    memory.flat_count = memory.flat_count + 1 if _is_flat(value, memory, limits) else 1
-    memory.last_time, memory.last_value = time, value
+def step(
+    value: float, time: datetime, now: datetime, memory: StreamMemory, limits: QcLimits,
+    clock: ClockLimits = ClockLimits(),
+) -> tuple[str, list[str]]:
+    """Assess one reading and move the stream's memory past it, as ingest does in arrival order.
+
+    Bad, late and spiking readings do not move the memory: the next reading is judged against
+    the last plausible one. A real step change therefore heals by itself once enough time has
+    passed for the rate to be plausible.
+    """
+    flag, reasons = assess(value, time, now, memory, limits, clock)
+    late = memory.last_time is not None and time <= memory.last_time
+    spike = any(r.startswith("spike") for r in reasons)
+    if flag != BAD and not late and not spike:
+        memory.flat_count = memory.flat_count + 1 if _is_flat(value, memory, limits) else 1
+        memory.last_time, memory.last_value = time, value
+    return flag, reasons
 
 
 def silent(

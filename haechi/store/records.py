@@ -102,7 +102,8 @@ def find_reports(
 ) -> list[dict[str, Any]]:
     """Citizens' reports, newest first; ``area_code`` keeps those inside an area (prefix match)."""
     c = citizen_reports.c
-    query = select(citizen_reports).order_by(c.reported_at.desc(), c.id.desc()).limit(limit).offset(offset)
+    newest_first = (c.reported_at.desc(), c.id.desc())
+    query = select(citizen_reports).order_by(*newest_first).limit(limit).offset(offset)
     if status:
         query = query.where(c.status == status)
     if area_code:

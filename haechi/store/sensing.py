@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, func, insert, select
 
-from haechi.core.clock import utcnow
+from haechi.core.clock import as_utc, utcnow
 from haechi.core.errors import NotFound
 
 from .schema import (
+    datastream_state,
     datastreams,
     features_of_interest,
     locations,
@@ -89,3 +91,67 @@ def observations_of(
 
 def count_observations(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(observations)).scalar_one()
+
+
+# ── the ingest hot path ──────────────────────────────────────────────────────────────────
+
+_INSERT_COLUMNS = ("datastream_id", "phenomenon_time", "result", "result_quality", "qc_reasons",
+                   "received_at", "result_time", "parameters")
+
+
+def write_observations(conn: Connection, rows: Sequence[tuple]) -> int:
+    """Insert observation tuples (in ``_INSERT_COLUMNS`` order, times aware) once each; returns how many were new.
+
+    The ingest pipeline's hot path: one driver-level executemany, skipping SQLAlchemy's per-row
+    processing, with the same idempotency key as ``add_observations``. JSON columns arrive as text.
+    """
+    if not rows:
+        return 0
+    columns = ", ".join(_INSERT_COLUMNS)
+    if conn.dialect.name == "sqlite":
+        sql = (f"INSERT INTO observations ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+               "ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING")
+        rows = [(d, _sqlite_time(t), r, q, w, _sqlite_time(at), _sqlite_time(rt), p)
+                for d, t, r, q, w, at, rt, p in rows]
+    else:
+        sql = (f"INSERT INTO observations ({columns}) VALUES (%s, %s, %s, %s, %s::json, %s, %s, %s::json) "
+               "ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING")
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+        return cursor.rowcount
+    finally:
+        cursor.close()
+
+
+def _sqlite_time(moment: datetime | None) -> str | None:
+    """The text form SQLAlchemy's SQLite DateTime reads back: naive UTC with microseconds."""
+    if moment is None:
+        return None
+    return as_utc(moment).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def stream_profiles(conn: Connection, ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """What ingest needs to know of each datastream: property, unit, district and position."""
+    ds, op, loc = datastreams.c, observed_properties.c, locations.c
+    first_location = (
+        select(thing_locations.c.thing_id, func.min(thing_locations.c.location_id).label("location_id"))
+        .group_by(thing_locations.c.thing_id).subquery()
+    )
+    query = (
+        select(ds.id, ds.name, ds.unit_symbol, ds.area_code, op.code.label("property"), loc.lon, loc.lat)
+        .join(observed_properties, op.id == ds.observed_property_id)
+        .outerjoin(first_location, first_location.c.thing_id == ds.thing_id)
+        .outerjoin(locations, loc.id == first_location.c.location_id)
+    )
+    if ids is not None:
+        query = query.where(ds.id.in_(list(ids)))
+    return [row_dict(r) for r in conn.execute(query)]
+
+
+def save_stream_states(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    return upsert(conn, datastream_state, rows, ["datastream_id"])
+
+
+def stream_states(conn: Connection) -> list[dict[str, Any]]:
+    return [row_dict(r) for r in conn.execute(select(datastream_state))]
