@@ -82,7 +82,9 @@ def authenticated(
     """The caller's principal; 401 for no token, a malformed header, or an unknown/revoked token."""
     caller = identify(request.app.state.engine, request.scope)
     if caller.principal is None:
-        raise Unauthorized(caller.refusal or "this needs an API token: send 'Authorization: Bearer <token>'")
+        raise Unauthorized(
+            caller.refusal or "this needs an API token: send 'Authorization: Bearer <token>'"
+        )
     return caller.principal
 
 
@@ -94,7 +96,8 @@ def require(*roles: Role) -> Callable[..., Principal]:
     def check_role(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
         if principal.role not in allowed:
             raise Forbidden(
-                f"this needs one of the roles {wanted}; token {principal.name!r} has role {principal.role}"
+                f"this needs one of the roles {wanted}; "
+                f"token {principal.name!r} has role {principal.role}"
             )
         return principal
 
@@ -108,13 +111,14 @@ AdminOnly = Annotated[Principal, Depends(require())]
 
 
 def ensure_in_own_area(principal: Principal, area_code: str | None, field: str) -> None:
-    """District officials write only inside their own area (a code prefix); others are unrestricted."""
+    """District officials work only inside their own area (a code prefix); others anywhere."""
     if principal.role != Role.DISTRICT_OFFICIAL:
         return
     own = _own_area(principal)
     if area_code is None or not area_code.startswith(own):
         raise Forbidden(
-            f"a district official of area {own} writes only inside it; {field} is {area_code!r}", field=field
+            f"a district official of area {own} works only inside it; {field} is {area_code!r}",
+            field=field,
         )
 
 
@@ -133,5 +137,7 @@ def readable_area(principal: Principal, requested: str | None, field: str) -> st
 def _own_area(principal: Principal) -> str:
     # A district official's token without an area would otherwise see and write everywhere.
     if not principal.area_code:
-        raise Forbidden(f"district official token {principal.name!r} has no area; ask an admin to reissue it")
+        raise Forbidden(
+            f"district official token {principal.name!r} has no area; ask an admin to reissue it"
+        )
     return principal.area_code

@@ -20,24 +20,30 @@ from .problems import problem_response
 
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than {limit} bytes; send less per request")
+        super().__init__(
+            413, f"the request body is larger than {limit} bytes; send less per request"
+        )
 
 
 class BodySizeLimit:
-    """ASGI middleware: at most ``max_bytes`` per body, or a per-path-prefix limit from ``overrides``.
+    """ASGI middleware: at most ``max_bytes`` per body, or a path prefix's own limit.
 
     ``overrides`` maps a path prefix (e.g. ``/api/v1/ingest``) to its own limit in bytes, for
     bulk endpoints that legitimately take more than ordinary ones.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, overrides: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, overrides: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         # Longest prefix first, so the most specific override wins.
         self.overrides = sorted((overrides or {}).items(), key=lambda item: -len(item[0]))
 
     def limit_for(self, path: str) -> int:
-        return next((limit for prefix, limit in self.overrides if path.startswith(prefix)), self.max_bytes)
+        return next(
+            (limit for prefix, limit in self.overrides if path.startswith(prefix)), self.max_bytes
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

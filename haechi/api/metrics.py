@@ -1,0 +1,135 @@
+"""Prometheus metrics: request counts and latency by route template, plus a few DB gauges.
+
+Each app has its own registry, so several apps in one process (tests, workers) never clash.
+Routes are labelled by their template (``/api/v1/places/{place_id}``), never the raw path, so
+the number of series stays bounded; requests that match no route share the label ``unmatched``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from haechi.store.areas import count_areas
+from haechi.store.places import count_places
+
+log = logging.getLogger(__name__)
+
+#: Latency buckets in seconds: API reads take milliseconds, bulk writes up to seconds.
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class HttpMetrics:
+    """The registry and the HTTP series of one app."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "haechi_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "haechi_http_request_duration_seconds",
+            "Time to answer an HTTP request, in seconds.",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.registry.register(CityCollector(engine))
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        labels = (method, route, str(status))
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(seconds)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """(body, content type) of the Prometheus text format."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class CityCollector(Collector):
+    """Gauges read from the integrated DB at scrape time: is it up, and what is loaded."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "haechi_database_up", "1 when the integrated DB answered this scrape."
+        )
+        areas = GaugeMetricFamily(
+            "haechi_areas", "Administrative areas loaded, by level.", labels=["level"]
+        )
+        places = GaugeMetricFamily("haechi_places", "Places loaded, by kind.", labels=["kind"])
+        try:
+            with self.engine.connect() as conn:
+                area_counts, place_counts = count_areas(conn), count_places(conn)
+        except Exception:
+            log.exception("metrics could not read the integrated DB")
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        for level, n in sorted(area_counts.items()):
+            areas.add_metric([level], n)
+        for kind, n in sorted(place_counts.items()):
+            places.add_metric([kind], n)
+        yield from (up, areas, places)
+
+
+class MetricsMiddleware:
+    """ASGI middleware timing every HTTP request and counting it under its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def timed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            self.metrics.observe(
+                scope["method"], route_template(scope), status, time.perf_counter() - started
+            )
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template, read from what the router left in the scope."""
+    template = getattr(scope.get("route"), "path", None)
+    if template:
+        return template
+    # Plain Starlette routes (e.g. /openapi.json) leave only their endpoint; without path
+    # parameters the path itself is the template, and still a bounded label.
+    if scope.get("endpoint") is not None and not scope.get("path_params"):
+        return scope["path"]
+    return "unmatched"
