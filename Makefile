@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml package-lock.json | cksum | cut -d' ' -f1)
 
 .PHONY: demo test serve lint clean
 
@@ -19,12 +19,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check haechi tests benchmarks
 
 # Reinstall whenever pyproject.toml changes (the stamp carries its checksum).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# Front-end assets (Swagger UI, later the map) come from npm, so pages work offline.
+	if command -v npm >/dev/null; then npm ci --silent --no-audit --no-fund; \
+	else echo "npm not found: /docs will load Swagger UI from its CDN"; fi
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) node_modules *.egg-info .pytest_cache

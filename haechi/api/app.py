@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from haechi import __version__
+from haechi.bus.memory import InProcessBus
+from haechi.core.clock import utcnow
+from haechi.core.events import Bus, Event
 from haechi.core.settings import Settings, get_settings
+from haechi.ingest.pipeline import Pipeline
+from haechi.ingest.watch import newly_silent
 
-from . import access, areas, disasters, places, projects, reports, system
+from . import access, areas, disasters, places, projects, reports, sensing, system
 from .audit import AuditMiddleware
 from .docs import DESCRIPTION, TAGS, TITLE, install_docs
 from .limits import BodySizeLimit
@@ -24,13 +35,22 @@ API_ROUTERS = (
     projects.router,
     reports.router,
     access.router,
+    sensing.router,
 )
+log = logging.getLogger(__name__)
 
 
-def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
-    """The Haechi HTTP API over the integrated DB behind ``engine`` (already migrated)."""
+def create_app(
+    engine: Engine, settings: Settings | None = None, *, bus: Bus | None = None, pipeline: Pipeline | None = None
+) -> FastAPI:
+    """The Haechi HTTP API over the integrated DB behind ``engine`` (already migrated).
+
+    ``bus`` defaults to the in-process bus; ``pipeline`` to one over ``engine`` publishing on it.
+    """
     settings = settings or get_settings()
+    bus = bus or InProcessBus()
     app = FastAPI(
+        lifespan=_lifespan,
         title=TITLE,
         description=DESCRIPTION,
         version=__version__,
@@ -40,6 +60,8 @@ def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
     )
     app.state.engine = engine
     app.state.settings = settings
+    app.state.bus = bus
+    app.state.pipeline = pipeline or Pipeline(engine, bus=bus)
     app.state.metrics = HttpMetrics(engine)
     install_problem_handlers(app)
     for router in API_ROUTERS:
@@ -47,7 +69,37 @@ def create_app(engine: Engine, settings: Settings | None = None) -> FastAPI:
     app.include_router(system.router)
     install_docs(app)
     # Added innermost first: metrics see everything, audit sees refusals by the size limit.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       overrides={f"{sensing.API_PREFIX}/observations": settings.max_ingest_bytes})
     app.add_middleware(AuditMiddleware, engine=engine)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start-up: restore the live state; then watch for silent sensors until shutdown."""
+    pipeline: Pipeline = app.state.pipeline
+    await anyio.to_thread.run_sync(pipeline.warm)
+    watcher = asyncio.create_task(_watch_silence(app), name="silence-watch")
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+async def _watch_silence(app: FastAPI) -> None:
+    """Publish ``sensor.silent`` once per stream that stops reporting (an operator notice)."""
+    pipeline: Pipeline = app.state.pipeline
+    period = app.state.settings.silence_check_s
+    while True:
+        await asyncio.sleep(period)
+        intervals = {i: p.limits.interval_s for i, p in pipeline.profiles.items() if p.limits}
+        for stream_id in newly_silent(pipeline.state, intervals, utcnow()):
+            profile = pipeline.profiles.get(stream_id)
+            last = pipeline.state.get(stream_id)
+            await app.state.bus.publish(Event("sensor.silent", {
+                "datastream_id": stream_id, "name": profile.name if profile else None,
+                "last_time": last.phenomenon_time.isoformat() if last else None}))

@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     port: int = 8000
     mqtt_url: str | None = Field(None, description="mqtt://host:port of the broker to subscribe to.")
     bus_url: str | None = Field(None, description="nats://host:port for the scale-out bus; in-process when unset.")
+    max_ingest_bytes: int = Field(
+        2_000_000_000, description="Largest bulk observation upload (streamed, never held whole in memory)."
+    )
+    silence_check_s: float = Field(60.0, description="How often the live state is checked for silent sensors.")
     max_body_bytes: int = Field(
         1_000_000, description="Largest JSON body accepted by ordinary endpoints (bulk ingest has its own limit)."
     )

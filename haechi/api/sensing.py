@@ -1,0 +1,274 @@
+"""Sensing over HTTP: bulk observation upload, the live state, and the live event stream (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from haechi.core.errors import InvalidInput
+from haechi.core.events import Event
+from haechi.ingest import parse
+from haechi.ingest.pipeline import Pipeline, Report
+from haechi.model.access import Role
+from haechi.store.access import Principal
+
+from .auth import require
+from .common import API_PREFIX, AreaCode
+from .problems import PROBLEM_RESPONSES
+
+router = APIRouter(prefix=API_PREFIX, tags=["sensing"], responses=PROBLEM_RESPONSES)
+
+#: Readings per stored batch: large enough to amortise a transaction, small enough to stream.
+BATCH = 5_000
+Writer = Annotated[Principal, Depends(require(Role.OPERATOR, Role.DEVICE))]
+
+
+def get_pipeline(request: Request) -> Pipeline:
+    return request.app.state.pipeline
+
+
+class IngestReport(BaseModel):
+    received: int = Field(description="Observations read from the body")
+    stored: int = Field(description="New observations stored")
+    duplicates: int = Field(description="Already stored (same datastream and phenomenon time): a resend is a no-op")
+    quality: dict[str, int] = Field(description="Stored and duplicate observations by QC flag")
+    rejected: int = Field(description="Observations refused and kept in the dead-letter store")
+    rejections: list[dict[str, Any]] = Field(description="The first 1,000 refusals: index, field, reason")
+
+
+@router.post(
+    "/observations", response_model=IngestReport, summary="Upload observations · 관측값 업로드",
+    openapi_extra={"requestBody": {"content": {
+        "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        "application/x-ndjson": {"schema": {"type": "string"}},
+        "text/csv": {"schema": {"type": "string"}}}}},
+)
+async def upload_observations(request: Request, writer: Writer) -> JSONResponse:
+    """Store observations sent as a JSON array (or one object), NDJSON, or CSV, read as a stream.
+
+    Each observation: `datastream_id`, `phenomenon_time` (ISO 8601 with offset), `result`,
+    optional `unit` (converted to the datastream's). Readings are QC-flagged and stored once each;
+    malformed ones are refused with their index and reason and kept in the dead-letter store.
+    The response comes after everything accepted is committed.
+    """
+    pipeline: Pipeline = request.app.state.pipeline
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    source = f"http:{writer.name}"
+    items = _items(kind, request.stream())
+    report, single = Report(), False
+    batch: list[parse.Reading | parse.Rejected] = []
+    index = 0
+    async for item in items:
+        if item is _SINGLE:
+            single = True
+            continue
+        batch.append(_decoded(item, index))
+        index += 1
+        if len(batch) >= BATCH:
+            report.add(await pipeline.ingest(batch, source))
+            batch = []
+    if batch or index == 0:
+        report.add(await pipeline.ingest(batch, source))
+    if single and report.rejected:
+        rejected = report.rejected[0]
+        raise InvalidInput(rejected.reason, field=f"body.{rejected.field}" if rejected.field else "body")
+    if report.received == 0:
+        raise InvalidInput("the body holds no observations", field="body")
+    return JSONResponse(report.as_dict(), status_code=200 if report.stored or report.duplicates else 422)
+
+
+_SINGLE = object()  # marks a body that was one JSON object, not an array
+
+
+def _decoded(item: Any, index: int) -> parse.Reading | parse.Rejected:
+    if isinstance(item, parse.Rejected):
+        item.index = index
+        return item
+    try:
+        return parse.reading(item)
+    except InvalidInput as exc:
+        return parse.Rejected(index, exc.detail, exc.field, parse._raw(item))
+
+
+async def _items(kind: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+    if kind == "application/json":
+        async for item in _json_items(chunks):
+            yield item
+    elif kind in ("application/x-ndjson", "application/jsonl"):
+        async for line in parse.lines(chunks):
+            if line.strip():
+                yield _or_rejected(lambda: parse.ndjson_item(line), line)
+    elif kind == "text/csv":
+        header = None
+        async for line in parse.lines(chunks):
+            line = line.rstrip(b"\r")
+            if not line.strip():
+                continue
+            if header is None:
+                header = parse.csv_header(line)
+                continue
+            yield _or_rejected(lambda: parse.csv_item(header, line), line)
+    else:
+        raise InvalidInput(
+            f"unsupported content type {kind!r}: send application/json, application/x-ndjson or text/csv",
+            field="header.content-type")
+
+
+async def _json_items(chunks: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+    """Items of an array body as they arrive; a single object is read whole (it is small)."""
+    first = b""
+    async for chunk in chunks:
+        first += chunk
+        if first.strip():
+            break
+    head = first.lstrip()[:1]
+    if head == b"{":
+        rest = first + b"".join([c async for c in chunks])
+        try:
+            obj = json.loads(rest)
+        except ValueError as exc:
+            raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from None
+        yield _SINGLE
+        yield obj
+        return
+    if head != b"[":
+        raise InvalidInput("the body must be a JSON array of observations, or one observation object", field="body")
+
+    async def replay() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    async for item in parse.json_array_items(replay()):
+        yield item
+
+
+def _or_rejected(decode, raw: bytes) -> Any:
+    try:
+        return decode()
+    except InvalidInput as exc:
+        return parse.Rejected(-1, exc.detail, exc.field, raw.decode("utf-8", errors="replace"))
+
+
+# ── live state ───────────────────────────────────────────────────────────────────────────
+
+
+class StreamNow(BaseModel):
+    datastream_id: int
+    name: str
+    property: str
+    unit: str
+    phenomenon_time: str
+    result: float
+    quality: str = Field(description="good · suspect · bad")
+    silent: bool = Field(description="No reading for three expected intervals")
+    area_code: str | None
+    lon: float | None
+    lat: float | None
+
+
+@router.get("/state", response_model=list[StreamNow], summary="Live state · 실시간 현황")
+def live_state(
+    request: Request,
+    property: Annotated[str | None, Query(description="Observed property code, e.g. water_level")] = None,
+    area: Annotated[AreaCode | None, Query(description="District or dong code prefix")] = None,
+    bbox: Annotated[str | None, Query(description="w,s,e,n in WGS84 degrees")] = None,
+) -> list[dict[str, Any]]:
+    """The newest reading of every datastream, from memory (no database query)."""
+    pipeline: Pipeline = request.app.state.pipeline
+    box = _bbox(bbox) if bbox else None
+    rows = []
+    for stream_id, now in sorted(pipeline.state.streams.items()):
+        profile = pipeline.profile(stream_id)
+        if profile is None or (property and profile.property != property):
+            continue
+        if area and not (profile.area_code or "").startswith(area):
+            continue
+        if box and not (profile.lon is not None and box[0] <= profile.lon <= box[2] and box[1] <= profile.lat <= box[3]):
+            continue
+        rows.append({
+            "datastream_id": stream_id, "name": profile.name, "property": profile.property, "unit": profile.unit,
+            "phenomenon_time": now.phenomenon_time.isoformat(), "result": now.result, "quality": now.quality,
+            "silent": stream_id in pipeline.state.silent, "area_code": profile.area_code,
+            "lon": profile.lon, "lat": profile.lat})
+    return rows
+
+
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    try:
+        w, s, e, n = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InvalidInput("bbox must be four numbers: w,s,e,n", field="query.bbox") from None
+    if not (w <= e and s <= n):
+        raise InvalidInput("bbox must have w ≤ e and s ≤ n", field="query.bbox")
+    return w, s, e, n
+
+
+# ── live stream ──────────────────────────────────────────────────────────────────────────
+
+#: Events a slow client may fall behind by before the oldest are dropped (it gets a `lagged` event).
+STREAM_BUFFER = 10_000
+HEARTBEAT_S = 15.0
+
+
+@router.get("/stream", summary="Live events (SSE) · 실시간 이벤트 스트림",
+            response_class=StreamingResponse)
+async def live_stream(
+    request: Request,
+    types: Annotated[str, Query(description="Comma-separated event patterns, e.g. observation.>,sensor.>")] = ">",
+) -> StreamingResponse:
+    """Server-Sent Events: one `observation` event per stored reading, plus sensor and other events."""
+    queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=STREAM_BUFFER)
+    patterns = [p.strip() for p in types.split(",") if p.strip()]
+    lagged = 0
+
+    async def enqueue(event: Event) -> None:
+        nonlocal lagged
+        if queue.full():
+            queue.get_nowait()
+            lagged += 1
+        queue.put_nowait(event)
+
+    bus = request.app.state.bus
+    unsubscribes = [bus.subscribe(p, enqueue) for p in patterns]
+
+    async def events() -> AsyncIterator[str]:
+        nonlocal lagged
+        try:
+            yield ": connected\n\n"
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                except TimeoutError:
+                    yield ": heartbeat\n\n"
+                    continue
+                if lagged:
+                    yield _sse("lagged", {"dropped": lagged})
+                    lagged = 0
+                for name, data in _expand(event):
+                    yield _sse(name, data)
+        finally:
+            for unsubscribe in unsubscribes:
+                unsubscribe()
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _expand(event: Event):
+    """A stored batch becomes one `observation` event per reading, as the dashboard wants them."""
+    if event.type == "observation.stored":
+        for observation in event.data["observations"]:
+            yield "observation", observation
+    else:
+        yield event.type, event.data | {"at": event.at.isoformat()}
+
+
+def _sse(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
