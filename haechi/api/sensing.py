@@ -63,16 +63,28 @@ async def upload_observations(request: Request, writer: Writer) -> JSONResponse:
     items = _items(kind, request.stream())
     report, single = Report(), False
     batch: list[parse.Reading | parse.Rejected] = []
+    storing: asyncio.Task | None = None  # the previous batch, stored while this one is parsed
     index = 0
-    async for item in items:
-        if item is _SINGLE:
-            single = True
-            continue
-        batch.append(_decoded(item, index))
-        index += 1
-        if len(batch) >= BATCH:
-            report.add(await pipeline.ingest(batch, source))
-            batch = []
+    try:
+        async for item in items:
+            if item is _SINGLE:
+                single = True
+                continue
+            batch.append(_decoded(item, index))
+            index += 1
+            if len(batch) >= BATCH:
+                if storing is not None:
+                    report.add(await storing)
+                storing = asyncio.ensure_future(pipeline.ingest(batch, source))
+                batch = []
+    except InvalidInput as exc:
+        if storing is not None:
+            report.add(await storing)
+        if report.stored:
+            exc.detail += f"; the {report.stored} observations before it were stored (resending them is harmless)"
+        raise
+    if storing is not None:
+        report.add(await storing)
     if batch or index == 0:
         report.add(await pipeline.ingest(batch, source))
     if single and report.rejected:

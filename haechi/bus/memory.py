@@ -28,6 +28,9 @@ class InProcessBus:
             if isinstance(result, Exception):
                 log.error("handler %r failed on %s", handler, event.type, exc_info=result)
 
+    def wants(self, event_type: str) -> bool:
+        return any(matches(pattern, event_type) for pattern, _ in self._handlers)
+
     def subscribe(self, pattern: str, handler: Handler) -> Callable[[], None]:
         entry = (pattern, handler)
         self._handlers.append(entry)

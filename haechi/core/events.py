@@ -31,6 +31,13 @@ class Bus(Protocol):
         """Register ``handler``; returns a function that unsubscribes it."""
         ...
 
+    def wants(self, event_type: str) -> bool:
+        """Whether publishing ``event_type`` reaches anyone (a durable stream always does).
+
+        Lets a hot path skip building events nobody would receive.
+        """
+        ...
+
 
 def matches(pattern: str, event_type: str) -> bool:
     """NATS-style subject matching, so the in-process bus and NATS agree on patterns."""

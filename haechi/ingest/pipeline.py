@@ -119,7 +119,7 @@ class Pipeline:
     async def ingest(self, items: Sequence[Reading | Rejected], source: str) -> Report:
         """Store a batch (in a worker thread, the event loop stays free), then publish it on the bus."""
         report, rows = await anyio.to_thread.run_sync(self._store, items, source)
-        if self.bus is not None and rows:
+        if self.bus is not None and rows and self.bus.wants("observation.stored"):
             await self.bus.publish(Event("observation.stored", {"source": source, "observations": [
                 {"datastream_id": d, "phenomenon_time": t.isoformat(), "result": r, "quality": q}
                 for d, t, r, q, *_ in rows]}))
@@ -146,7 +146,7 @@ class Pipeline:
                 report.rejected.append(item)
         newest = {i: self._newer_of_known(i, n) for i, n in newest.items()}
         with self.engine.begin() as conn:
-            report.stored = sensing.write_observations(conn, rows)
+            report.stored = sensing.write_observations(conn, rows, now)
             sensing.save_stream_states(conn, [_state_row(i, n, memories[i], now) for i, n in newest.items()])
             for r in report.rejected:
                 deadletters.keep(conn, source, f"{r.field or 'payload'}: {r.reason}", r.raw)
@@ -181,18 +181,16 @@ class Pipeline:
             flag, reasons = qc.step(value, item.phenomenon_time, now, memory, profile.limits, self.clock)
         report.flags[flag] += 1
         rows.append((profile.id, item.phenomenon_time, value, flag, orjson.dumps(reasons).decode() if reasons else None,
-                     now, item.result_time, orjson.dumps(item.parameters).decode() if item.parameters else None))
+                     item.result_time, orjson.dumps(item.parameters).decode() if item.parameters else None))
         known = newest.get(profile.id)
         if known is None or item.phenomenon_time >= known[0]:
             newest[profile.id] = (item.phenomenon_time, value, flag)
         return item
 
 
-def _state_row(stream_id: int, newest: tuple[datetime, float, str], memory: qc.StreamMemory, now: datetime) -> dict:
+def _state_row(stream_id: int, newest: tuple[datetime, float, str], memory: qc.StreamMemory, now: datetime) -> tuple:
     time, result, flag = newest
-    return {"datastream_id": stream_id, "phenomenon_time": time, "result": result, "result_quality": flag,
-            "qc_time": memory.last_time, "qc_value": memory.last_value, "flat_count": memory.flat_count,
-            "updated_at": now}
+    return (stream_id, time, result, flag, memory.last_time, memory.last_value, memory.flat_count, now)
 
 
 def _reading_raw(item: Reading) -> str:

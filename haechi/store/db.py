@@ -27,6 +27,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the ingest writer
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash in WAL mode
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: index inserts stay in memory
     cursor.close()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, func, insert, select
@@ -96,11 +96,11 @@ def count_observations(conn: Connection) -> int:
 # ── the ingest hot path ──────────────────────────────────────────────────────────────────
 
 _INSERT_COLUMNS = ("datastream_id", "phenomenon_time", "result", "result_quality", "qc_reasons",
-                   "received_at", "result_time", "parameters")
+                   "result_time", "parameters", "received_at")
 
 
-def write_observations(conn: Connection, rows: Sequence[tuple]) -> int:
-    """Insert observation tuples (in ``_INSERT_COLUMNS`` order, times aware) once each; returns how many were new.
+def write_observations(conn: Connection, rows: Sequence[tuple], received_at: datetime) -> int:
+    """Insert observation tuples (``_INSERT_COLUMNS`` but the last, times aware) once each; returns how many were new.
 
     The ingest pipeline's hot path: one driver-level executemany, skipping SQLAlchemy's per-row
     processing, with the same idempotency key as ``add_observations``. JSON columns arrive as text.
@@ -111,11 +111,12 @@ def write_observations(conn: Connection, rows: Sequence[tuple]) -> int:
     if conn.dialect.name == "sqlite":
         sql = (f"INSERT INTO observations ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                "ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING")
-        rows = [(d, _sqlite_time(t), r, q, w, _sqlite_time(at), _sqlite_time(rt), p)
-                for d, t, r, q, w, at, rt, p in rows]
+        at = _sqlite_time(received_at)
+        rows = [(d, _sqlite_time(t), r, q, w, rt and _sqlite_time(rt), p, at) for d, t, r, q, w, rt, p in rows]
     else:
-        sql = (f"INSERT INTO observations ({columns}) VALUES (%s, %s, %s, %s, %s::json, %s, %s, %s::json) "
+        sql = (f"INSERT INTO observations ({columns}) VALUES (%s, %s, %s, %s, %s::json, %s, %s::json, %s) "
                "ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING")
+        rows = [(*row, received_at) for row in rows]
     cursor = conn.connection.driver_connection.cursor()
     try:
         cursor.executemany(sql, rows)
@@ -128,7 +129,9 @@ def _sqlite_time(moment: datetime | None) -> str | None:
     """The text form SQLAlchemy's SQLite DateTime reads back: naive UTC with microseconds."""
     if moment is None:
         return None
-    return as_utc(moment).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    if moment.tzinfo is not UTC:
+        moment = as_utc(moment)
+    return moment.isoformat(" ", "microseconds")[:26]  # drop the "+00:00": the hot path's cheapest form
 
 
 def stream_profiles(conn: Connection, ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
@@ -149,8 +152,29 @@ def stream_profiles(conn: Connection, ids: Sequence[int] | None = None) -> list[
     return [row_dict(r) for r in conn.execute(query)]
 
 
-def save_stream_states(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-    return upsert(conn, datastream_state, rows, ["datastream_id"])
+_STATE_COLUMNS = ("datastream_id", "phenomenon_time", "result", "result_quality", "qc_time", "qc_value",
+                  "flat_count", "updated_at")
+
+
+def save_stream_states(conn: Connection, rows: Sequence[tuple]) -> int:
+    """Upsert live-state tuples (``_STATE_COLUMNS`` order, times aware): the hot path, at driver level."""
+    if not rows:
+        return 0
+    columns = ", ".join(_STATE_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _STATE_COLUMNS[1:])
+    if conn.dialect.name == "sqlite":
+        marks = ", ".join("?" * len(_STATE_COLUMNS))
+        rows = [(d, _sqlite_time(t), r, q, _sqlite_time(qt), qv, n, _sqlite_time(at))
+                for d, t, r, q, qt, qv, n, at in rows]
+    else:
+        marks = ", ".join(["%s"] * len(_STATE_COLUMNS))
+    sql = f"INSERT INTO datastream_state ({columns}) VALUES ({marks}) ON CONFLICT (datastream_id) DO UPDATE SET {updates}"
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+    return len(rows)
 
 
 def stream_states(conn: Connection) -> list[dict[str, Any]]:

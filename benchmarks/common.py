@@ -1,0 +1,58 @@
+"""Shared set-up for benchmarks: a fresh embedded DB with many datastreams, and timing helpers."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, insert
+
+from haechi.ingest.provision import save_catalogue
+from haechi.store import open_db
+from haechi.store.schema import datastreams, sensors, things
+
+T0 = datetime(2024, 7, 1, tzinfo=UTC)
+
+
+def fresh_db(folder: Path, name: str = "bench.db") -> Engine:
+    path = folder / name
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return open_db(f"sqlite:///{path}")
+
+
+def make_streams(engine: Engine, count: int, prop: str = "water_level") -> list[int]:
+    """``count`` datastreams of one property, made in bulk (one thing and sensor each would be slow)."""
+    with engine.begin() as conn:
+        prop_id = save_catalogue(conn)[prop]
+        thing = conn.execute(insert(things).values(name="bench", description="")).inserted_primary_key[0]
+        sensor = conn.execute(insert(sensors).values(name="bench", description="", encoding_type="text/plain",
+                                                     metadata="")).inserted_primary_key[0]
+        conn.execute(insert(datastreams), [
+            {"name": f"s{i}", "description": "", "thing_id": thing, "sensor_id": sensor,
+             "observed_property_id": prop_id, "unit_name": "metre", "unit_symbol": "m",
+             "unit_definition": "ucum:m",
+             "observation_type": "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"}
+            for i in range(count)])
+        return list(conn.execute(datastreams.select().with_only_columns(datastreams.c.id)).scalars())
+
+
+def observations(streams: list[int], n: int, start: datetime = T0) -> list[dict]:
+    """``n`` plausible observations spread round-robin over ``streams``, 10 minutes apart per stream."""
+    per = len(streams)
+    return [{"datastream_id": streams[i % per],
+             "phenomenon_time": (start + timedelta(minutes=10 * (i // per))).isoformat(),
+             "result": 3.0 + ((i * 7919) % 1000) / 1000} for i in range(n)]
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
