@@ -11,11 +11,16 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from haechi.store import open_db
 from haechi.store.schema import metadata
+
+# Machines are noisy (CI shares two cores): judge properties by their examples, not their speed.
+settings.register_profile("haechi", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("haechi")
 
 POSTGRES_URL = os.environ.get(
     "HAECHI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
