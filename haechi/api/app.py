@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from sqlalchemy import Engine
 
 from haechi import __version__
@@ -68,6 +69,8 @@ def create_app(
         app.include_router(router)
     app.include_router(system.router)
     install_docs(app)
+    # Until the situation room lands, the front door leads to the API documentation.
+    app.add_api_route("/", lambda: RedirectResponse("/docs"), include_in_schema=False)
     # Added innermost first: metrics see everything, audit sees refusals by the size limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        overrides={f"{sensing.API_PREFIX}/observations": settings.max_ingest_bytes})
