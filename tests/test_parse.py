@@ -33,6 +33,7 @@ def test_a_good_observation():
     ({"phenomenon_time": "2020-08-06T14:20:00"}, "phenomenon_time"),  # no offset: ambiguous
     ({"phenomenon_time": "yesterday"}, "phenomenon_time"),
     ({"phenomenon_time": 1596691200}, "phenomenon_time"),
+    ({"phenomenon_time": "0001-01-01T00:00:00+01:00"}, "phenomenon_time"),  # before year 1 in UTC
     ({"unit": 7}, "unit"),
     ({"parameters": [1]}, "parameters"),
     ({"colour": "red"}, "colour"),

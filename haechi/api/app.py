@@ -17,6 +17,7 @@ from haechi.bus.memory import InProcessBus
 from haechi.core.clock import utcnow
 from haechi.core.events import Bus, Event
 from haechi.core.settings import Settings, get_settings
+from haechi.ingest.mqtt import MqttIngest
 from haechi.ingest.pipeline import Pipeline
 from haechi.ingest.watch import newly_silent
 
@@ -26,6 +27,7 @@ from .docs import DESCRIPTION, TAGS, TITLE, install_docs
 from .limits import BodySizeLimit
 from .metrics import HttpMetrics, MetricsMiddleware
 from .problems import install_problem_handlers
+from .sensorthings import router as sensorthings_router
 
 #: The capability routers; each carries the ``/api/v1`` prefix itself, so route templates
 #: (metrics labels, audit) read in full.
@@ -68,6 +70,7 @@ def create_app(
     for router in API_ROUTERS:
         app.include_router(router)
     app.include_router(system.router)
+    app.include_router(sensorthings_router)
     install_docs(app)
     # Until the situation room lands, the front door leads to the API documentation.
     app.add_api_route("/", lambda: RedirectResponse("/docs"), include_in_schema=False)
@@ -81,13 +84,19 @@ def create_app(
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start-up: restore the live state; then watch for silent sensors until shutdown."""
+    """Start-up: restore the live state, subscribe to MQTT when configured, watch for silent sensors."""
     pipeline: Pipeline = app.state.pipeline
     await anyio.to_thread.run_sync(pipeline.warm)
     watcher = asyncio.create_task(_watch_silence(app), name="silence-watch")
+    mqtt = MqttIngest(app.state.settings.mqtt_url, pipeline) if app.state.settings.mqtt_url else None
+    if mqtt:
+        await mqtt.start()
+    app.state.mqtt = mqtt
     try:
         yield
     finally:
+        if mqtt:
+            await mqtt.stop()
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher

@@ -15,7 +15,7 @@ import csv
 import math
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import ijson
@@ -101,6 +101,10 @@ def timestamp(value: Any, field: str) -> datetime:
         raise InvalidInput(f"{field} {value!r} is not an ISO 8601 time", field=field) from None
     if moment.tzinfo is None:
         raise InvalidInput(f"{field} {value!r} has no UTC offset (add Z or +09:00)", field=field)
+    try:
+        moment.astimezone(UTC)  # e.g. 0001-01-01T00:00+01:00 has no UTC equivalent
+    except OverflowError:
+        raise InvalidInput(f"{field} {value!r} is outside the representable range", field=field) from None
     return moment
 
 

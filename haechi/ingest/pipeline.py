@@ -120,9 +120,13 @@ class Pipeline:
         """Store a batch (in a worker thread, the event loop stays free), then publish it on the bus."""
         report, rows = await anyio.to_thread.run_sync(self._store, items, source)
         if self.bus is not None and rows and self.bus.wants("observation.stored"):
-            await self.bus.publish(Event("observation.stored", {"source": source, "observations": [
+            event = Event("observation.stored", {"source": source, "observations": [
                 {"datastream_id": d, "phenomenon_time": t.isoformat(), "result": r, "quality": q}
-                for d, t, r, q, *_ in rows]}))
+                for d, t, r, q, *_ in rows]})
+            try:
+                await self.bus.publish(event)
+            except Exception:  # noqa: BLE001 - the batch is committed; a bus hiccup must not undo the ack
+                log.exception("stored %d observations from %s but could not publish them", len(rows), source)
         return report
 
     def store(self, items: Sequence[Reading | Rejected], source: str) -> Report:
