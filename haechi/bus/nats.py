@@ -2,8 +2,9 @@
 
 Events are JSON (``{"type", "data", "at"}``) on ``<subject>.<event type>`` in one stream, so the
 bus's patterns (``*`` one segment, ``>`` the rest) are NATS's own. Each subscription is a pull
-consumer: durable by default, so what is published while a subscriber is down waits for it, and
-processes subscribing under the same durable name share the work (a queue group). Handlers get
+consumer, durable for a service's handlers (what is published while a subscriber is down waits
+for it, and processes subscribing under the same durable name share the work: a queue group),
+ephemeral for per-call closures such as one dashboard client's live stream. Handlers get
 each event at least once; a failing handler's event is redelivered a few times, then given up
 with an error in the log, so one broken listener cannot stall the rest of its stream.
 """
@@ -27,7 +28,13 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import (
-    AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig,
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
 )
 
 from haechi.core.clock import utcnow
@@ -58,24 +65,35 @@ class EventStream:
     max_age_s: float = 7 * 24 * 3600
 
 
-async def connect_nats(url: str, name: str = "haechi") -> NatsClient:
-    """A connection that keeps reconnecting for as long as the process lives (nats-py's own backoff)."""
+EVENTS = EventStream()
+
+
+async def connect_nats(url: str, name: str = "haechi", initial_attempts: int = 3) -> NatsClient:
+    """A connection that keeps reconnecting for as long as the process lives (nats-py's own backoff).
+
+    Raises ``BusUnavailable`` if the first connection fails ``initial_attempts`` times.
+    """
 
     async def on_error(exc: Exception) -> None:
         log.warning("NATS %s: %s", url, exc)
 
     async def on_disconnect() -> None:
-        log.warning("NATS %s disconnected; reconnecting", url)
+        if not (nc.is_closed or nc.is_draining):  # not our own close()
+            log.warning("NATS %s disconnected; reconnecting", url)
 
     async def on_reconnect() -> None:
         log.info("NATS %s reconnected", url)
 
+    nc = NatsClient()
     try:
-        return await nats.connect(
-            url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1,
+        await nc.connect(
+            url, name=name, max_reconnect_attempts=initial_attempts, reconnect_time_wait=1,
             error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect)
     except Exception as exc:  # nats-py raises several unrelated types for "cannot connect"
         raise BusUnavailable(f"cannot connect to NATS at {url}: {exc}") from exc
+    # a wrong URL fails fast at start-up; once connected, a server restart is waited out for good
+    nc.options["max_reconnect_attempts"] = -1
+    return nc
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
@@ -109,7 +127,7 @@ def decode_event(payload: bytes) -> Event:
 class NatsBus:
     """The Bus protocol over JetStream; see the module docstring for the delivery guarantees."""
 
-    def __init__(self, nc: NatsClient, stream: EventStream = EventStream(), name: str = "haechi",
+    def __init__(self, nc: NatsClient, stream: EventStream = EVENTS, name: str = "haechi",
                  *, owns_connection: bool = False) -> None:
         self.nc, self.js, self.stream, self.name = nc, nc.jetstream(), stream, name
         self._owns_connection = owns_connection
@@ -117,7 +135,7 @@ class NatsBus:
         self._ready: list[asyncio.Future] = []
 
     @classmethod
-    async def connect(cls, url: str, stream: EventStream = EventStream(), name: str = "haechi") -> NatsBus:
+    async def connect(cls, url: str, stream: EventStream = EVENTS, name: str = "haechi") -> NatsBus:
         """Connect, create the event stream if missing, and return a bus that closes its connection."""
         bus = cls(await connect_nats(url, name), stream, name, owns_connection=True)
         await bus.start()
@@ -149,8 +167,12 @@ class NatsBus:
         """Store the event in the stream; returns once JetStream has acknowledged it."""
         try:
             await self.js.publish(self.subject(event.type), encode_event(event), stream=self.stream.name)
-        except (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError) as exc:
+        except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
             raise BusUnavailable(f"NATS did not take event {event.type}: {exc!r}") from exc
+
+    def wants(self, event_type: str) -> bool:
+        """Always: the stream keeps events for subscribers that are down or not yet started."""
+        return True
 
     # ── subscribe ──
 
@@ -158,20 +180,30 @@ class NatsBus:
                   ephemeral: bool = False) -> Callable[[], None]:
         """Deliver matching events to ``handler`` until the returned function is called.
 
-        ``durable`` names the consumer; by default it is derived from the bus name, the handler
-        and the pattern, so a restarted service picks up where it left off. Processes using the
-        same durable name share its events. A new consumer starts at the moment of this call.
-        ``ephemeral`` subscriptions (a dashboard's live stream) vanish when unsubscribed.
+        Durable by default: the consumer is named ``durable`` or, failing that, after the bus
+        name, the handler and the pattern, so a restarted service picks up where it left off and
+        processes running the same handler share its events (a queue group). Closures, lambdas
+        and callable objects hold per-call state (a dashboard client's live stream), so they get
+        an ephemeral consumer, as does ``ephemeral=True``: it sees events from now on and
+        vanishes when unsubscribed. A new consumer starts at the moment of this call.
+
         Must be called from within the running event loop; ``await bus.ready()`` waits until
         every subscription is in place on the server.
         """
-        name = None if ephemeral else durable or safe_name(f"{self.name}-{_handler_name(handler)}-{pattern}")
+        name = None if ephemeral else durable or self.durable_name(pattern, handler)
         ready = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._consume(f"{self.stream.subject}.{pattern}", name, handler, utcnow(), ready))
         self._ready.append(ready)
         self._subscriptions.add(task)
         task.add_done_callback(self._subscriptions.discard)
         return task.cancel
+
+    def durable_name(self, pattern: str, handler: Handler) -> str | None:
+        """The default consumer name for ``handler``, or None when it should be ephemeral."""
+        qualname = getattr(handler, "__qualname__", None)
+        if qualname is None or "<" in qualname:  # a callable object, a closure or a lambda
+            return None
+        return safe_name(f"{self.name}-{handler.__module__}.{qualname}-{pattern}")
 
     async def ready(self) -> None:
         """Wait until every subscription made so far exists on the server (raises if one failed)."""
@@ -183,7 +215,7 @@ class NatsBus:
         try:
             sub = await self._pull_subscription(subject, durable, since)
             consumer = durable or (await sub.consumer_info()).name
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the waiter in ready() hears it
             ready.set_exception(BusUnavailable(f"cannot subscribe to {subject}: {exc!r}"))
             return
         ready.set_result(None)
@@ -213,7 +245,7 @@ class NatsBus:
         """The next events, [] when none came, None once the connection is closing."""
         try:
             return await sub.fetch(PULL_BATCH, timeout=PULL_WAIT_S)
-        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, nats.errors.TimeoutError):
             return []
         except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
             return None
@@ -242,6 +274,3 @@ class NatsBus:
             return
         await msg.ack()
 
-
-def _handler_name(handler: Handler) -> str:
-    return f"{getattr(handler, '__module__', '')}.{getattr(handler, '__qualname__', type(handler).__name__)}"

@@ -68,6 +68,9 @@ class IngestStream:
                               max_deliver=-1, max_ack_pending=-1, filter_subject=f"{self.subject}.>")
 
 
+INGEST = IngestStream()
+
+
 # ── the adapters' side ───────────────────────────────────────────────────────────────────
 
 
@@ -102,13 +105,13 @@ class IngestQueue:
 
     queued = True
 
-    def __init__(self, nc: NatsClient, stream: IngestStream = IngestStream(), chunk: int = CHUNK,
+    def __init__(self, nc: NatsClient, stream: IngestStream = INGEST, chunk: int = CHUNK,
                  *, owns_connection: bool = False) -> None:
         self.nc, self.js, self.stream, self.chunk = nc, nc.jetstream(), stream, chunk
         self._owns_connection = owns_connection
 
     @classmethod
-    async def connect(cls, url: str, stream: IngestStream = IngestStream(), chunk: int = CHUNK) -> IngestQueue:
+    async def connect(cls, url: str, stream: IngestStream = INGEST, chunk: int = CHUNK) -> IngestQueue:
         """Connect to NATS and create the ingest stream if missing."""
         queue = cls(await connect_nats(url, "haechi-ingest"), stream, chunk, owns_connection=True)
         await ensure_stream(queue.js, stream.stream_config())
@@ -120,11 +123,13 @@ class IngestQueue:
         Raises ``BusUnavailable`` (HTTP 503) if any part was not acknowledged: the adapter must
         then not acknowledge its client, whose resend is harmless (writes are idempotent).
         """
+        if not items:
+            return Report()
         subject = f"{self.stream.subject}.{source_kind(source)}"
         messages = encode_batches(items, source, self.chunk, self.nc.max_payload)
         try:
             await asyncio.gather(*(self.js.publish(subject, m, stream=self.stream.name) for m in messages))
-        except (nats.errors.Error, asyncio.TimeoutError) as exc:
+        except (TimeoutError, nats.errors.Error) as exc:
             raise BusUnavailable(f"the ingest queue did not take the batch: {exc!r}") from exc
         return Report(received=len(items), rejected=[i for i in items if isinstance(i, Rejected)])
 
@@ -133,7 +138,7 @@ class IngestQueue:
             await self.nc.drain()
 
 
-async def open_sink(pipeline: Pipeline, bus_url: str | None, stream: IngestStream = IngestStream()) -> Sink:
+async def open_sink(pipeline: Pipeline, bus_url: str | None, stream: IngestStream = INGEST) -> Sink:
     """The sink for this process: the queue when a NATS URL is set, else the pipeline itself."""
     if bus_url:
         return await IngestQueue.connect(bus_url, stream)
@@ -154,7 +159,7 @@ def encode_batches(items: Sequence[Reading | Rejected], source: str, chunk: int 
     messages: list[bytes] = []
     for start in range(0, len(items), chunk):
         messages.extend(_fitting(list(items[start:start + chunk]), source, max_bytes))
-    return messages or [encode_batch([], source)]
+    return messages
 
 
 def _fitting(items: list[Reading | Rejected], source: str, max_bytes: int) -> list[bytes]:
@@ -232,7 +237,7 @@ def _carried_rejection(obj: Any) -> Rejected:
 # ── the workers' side ────────────────────────────────────────────────────────────────────
 
 
-async def worker_subscription(js: JetStreamContext, stream: IngestStream = IngestStream()):
+async def worker_subscription(js: JetStreamContext, stream: IngestStream = INGEST):
     """The pull subscription on the workers' shared durable consumer (stream and consumer made if missing).
 
     Every worker binds to the same durable, so each message goes to exactly one of them at a time.

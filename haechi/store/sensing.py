@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
 
 from haechi.core.clock import as_utc, utcnow
 from haechi.core.errors import NotFound
@@ -15,6 +15,7 @@ from .schema import (
     datastream_state,
     datastreams,
     features_of_interest,
+    historical_locations,
     locations,
     observations,
     observed_properties,
@@ -179,3 +180,121 @@ def save_stream_states(conn: Connection, rows: Sequence[tuple]) -> int:
 
 def stream_states(conn: Connection) -> list[dict[str, Any]]:
     return [row_dict(r) for r in conn.execute(select(datastream_state))]
+
+
+# ── SensorThings API writes and look-ups (OGC 18-088 §10 "Create-Update-Delete") ──────────
+
+#: Rows that must go with a deleted row because the schema does not cascade to them:
+#: 18-088 deletes a Sensor's or ObservedProperty's Datastreams and a FeatureOfInterest's Observations.
+_DELETED_WITH = {
+    "sensors": ((datastreams, "sensor_id"),),
+    "observed_properties": ((datastreams, "observed_property_id"),),
+    "features_of_interest": ((observations, "feature_of_interest_id"),),
+}
+
+
+def create_observed_property(conn: Connection, row: dict[str, Any]) -> int:
+    """An ObservedProperty outside the catalogue (its ``code`` stays empty)."""
+    return _create(conn, observed_properties, row)
+
+
+def create_historical_location(conn: Connection, row: dict[str, Any]) -> int:
+    return _create(conn, historical_locations, row)
+
+
+def locate_thing(conn: Connection, thing_id: int, location_ids: Sequence[int], at: datetime) -> None:
+    """Make ``location_ids`` the Thing's current Locations and record the move in its history.
+
+    18-088 §8.2.3: a Thing's Locations are its last known ones; each change adds HistoricalLocations.
+    """
+    conn.execute(delete(thing_locations).where(thing_locations.c.thing_id == thing_id))
+    for location_id in dict.fromkeys(location_ids):
+        conn.execute(insert(thing_locations).values(thing_id=thing_id, location_id=location_id))
+        create_historical_location(conn, {"thing_id": thing_id, "location_id": location_id, "time": at})
+
+
+def row_exists(conn: Connection, table: Table, row_id: int) -> bool:
+    return conn.execute(select(table.c.id).where(table.c.id == row_id)).first() is not None
+
+
+def missing_ids(conn: Connection, table: Table, ids: Sequence[int]) -> set[int]:
+    """Which of ``ids`` have no row in ``table``."""
+    wanted = set(ids)
+    found = set(conn.execute(select(table.c.id).where(table.c.id.in_(sorted(wanted)))).scalars()) if wanted else set()
+    return wanted - found
+
+
+def update_row(conn: Connection, table: Table, row_id: int, values: dict[str, Any]) -> bool:
+    """Change columns of one row of a sensing table (a Location keeps lon/lat beside its GeoJSON)."""
+    if table is locations and "location" in values:
+        geometry = values["location"]
+        point = geometry.get("coordinates") if geometry.get("type") == "Point" else None
+        values = {**values, "lon": point[0] if point else None, "lat": point[1] if point else None}
+    if not values:
+        return row_exists(conn, table, row_id)
+    return conn.execute(update(table).where(table.c.id == row_id).values(**values)).rowcount > 0
+
+
+def delete_row(conn: Connection, table: Table, row_id: int) -> bool:
+    """Delete one row of a sensing table with what 18-088 deletes along with it; False if absent."""
+    for dependent, column in _DELETED_WITH.get(table.name, ()):
+        conn.execute(delete(dependent).where(dependent.c[column] == row_id))
+    return conn.execute(delete(table).where(table.c.id == row_id)).rowcount > 0
+
+
+def streams_of(conn: Connection, table: Table, row_id: int) -> list[int]:
+    """The datastreams whose ingest profile depends on this row (to refresh cached profiles)."""
+    ds = datastreams.c
+    column = {"datastreams": ds.id, "things": ds.thing_id, "sensors": ds.sensor_id,
+              "observed_properties": ds.observed_property_id}.get(table.name)
+    if table is locations:
+        things_here = select(thing_locations.c.thing_id).where(thing_locations.c.location_id == row_id)
+        return list(conn.execute(select(ds.id).where(ds.thing_id.in_(things_here))).scalars())
+    if column is None:
+        return []
+    return list(conn.execute(select(ds.id).where(column == row_id)).scalars())
+
+
+def current_location_of_stream(conn: Connection, datastream_id: int) -> dict[str, Any] | None:
+    """The newest Location of the datastream's Thing, or None when it has none."""
+    ds, tl, loc = datastreams.c, thing_locations.c, locations.c
+    query = (
+        select(locations).join(thing_locations, tl.location_id == loc.id).join(datastreams, ds.thing_id == tl.thing_id)
+        .where(ds.id == datastream_id).order_by(loc.id.desc()).limit(1)
+    )
+    row = conn.execute(query).first()
+    return None if row is None else row_dict(row)
+
+
+def feature_like(conn: Connection, row: dict[str, Any]) -> int | None:
+    """An existing FeatureOfInterest with the same name, encoding and feature, to reuse instead of copying."""
+    foi = features_of_interest.c
+    candidates = conn.execute(
+        select(foi.id, foi.feature).where(foi.name == row["name"], foi.encoding_type == row["encoding_type"])
+        .order_by(foi.id)
+    )
+    return next((i for i, feature in candidates if feature == row["feature"]), None)
+
+
+def observation_ids(conn: Connection, datastream_id: int, times: Sequence[datetime]) -> dict[datetime, int]:
+    """Stored observation ids of one datastream by phenomenon time (UTC), for the given times."""
+    o = observations.c
+    found: dict[datetime, int] = {}
+    unique = list(dict.fromkeys(as_utc(t) for t in times))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start:start + 500]
+        query = select(o.phenomenon_time, o.id).where(o.datastream_id == datastream_id, o.phenomenon_time.in_(chunk))
+        found.update({as_utc(t): i for t, i in conn.execute(query)})
+    return found
+
+
+def attach_feature(conn: Connection, observation_ids: Sequence[int], feature_id: int) -> int:
+    """Give observations without a FeatureOfInterest this one; returns how many changed."""
+    o = observations.c
+    changed = 0
+    ids = list(observation_ids)
+    for start in range(0, len(ids), 500):
+        query = (update(observations).where(o.id.in_(ids[start:start + 500]), o.feature_of_interest_id.is_(None))
+                 .values(feature_of_interest_id=feature_id))
+        changed += conn.execute(query).rowcount
+    return changed
