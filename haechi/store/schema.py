@@ -384,6 +384,84 @@ survey_results = Table(
     Column("source", Text),
 )
 
+# ── Warnings and alerts ────────────────────────────────────────────────────────────────
+
+#: A warning in force or past: one per hazard × area at a time (the engine's lifecycle).
+warnings = Table(
+    "warnings", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("hazard", String(32), nullable=False, index=True),
+    Column("area_key", String(64), nullable=False),  # district:11590, gauge:1018683, facility:12 …
+    Column("area_code", String(10), index=True),  # the administrative area it falls in, if any
+    Column("level", String(16), nullable=False),  # advisory, warning … (the criterion's level)
+    Column("crisis_level", String(16), nullable=False),  # attention · caution · alert · serious
+    Column("status", String(16), nullable=False),  # active · cancelled
+    Column("value", Float),
+    Column("unit", String(16)),
+    Column("criterion", JSON),  # the deciding rule: property, operator, value, window, source
+    Column("datastream_id", Integer),
+    Column("exercise", Boolean, nullable=False, default=False),
+    _when("issued_at", nullable=False),
+    _when("updated_at", nullable=False),
+    _when("cancelled_at"),
+    Index("ix_warnings_active", "hazard", "area_key", "status"),
+)
+
+#: A CAP 1.2 message: the XML as sent, the same content as JSON, and who it reaches.
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("identifier", String(200), nullable=False, unique=True),
+    Column("sender", String(200), nullable=False),
+    _when("sent", nullable=False, index=True),
+    Column("status", String(16), nullable=False),  # Actual · Exercise · System · Test · Draft
+    Column("msg_type", String(16), nullable=False),  # Alert · Update · Cancel
+    Column("references", Text),  # CAP references: sender,identifier,sent of earlier messages
+    Column("warning_id", ForeignKey("warnings.id", ondelete="SET NULL"), index=True),
+    Column("hazard", String(32), nullable=False),
+    Column("crisis_level", String(16)),
+    Column("severity", String(16), nullable=False),
+    Column("urgency", String(16), nullable=False),
+    Column("certainty", String(16), nullable=False),
+    Column("area_codes", JSON),  # 행정표준코드 of the districts/dongs covered
+    Column("languages", JSON),
+    Column("affected", JSON),  # people, elderly, children, foreigners, facilities, shelters
+    _when("expires"),
+    Column("cap_xml", Text, nullable=False),
+    Column("cap_json", JSON, nullable=False),
+    Column("created_by", String(100)),
+)
+
+#: Who wants alerts where: webhooks for SNS and messaging gateways, by area, language and audience.
+subscriptions = Table(
+    "subscriptions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("url", String(500), nullable=False),
+    Column("secret", String(200), nullable=False),  # HMAC-SHA256 key for the signature header
+    Column("area_codes", JSON),  # code prefixes; empty = everywhere
+    Column("languages", JSON),
+    Column("audiences", JSON),
+    Column("include_exercises", Boolean, nullable=False, default=False),
+    Column("active", Boolean, nullable=False, default=True),
+    _when("created_at", nullable=False),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("alert_id", ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("subscription_id", ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),  # pending · delivered · failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("response_status", Integer),
+    Column("error", Text),
+    _when("next_attempt_at"),
+    _when("delivered_at"),
+    _when("created_at", nullable=False),
+    UniqueConstraint("alert_id", "subscription_id", name="uq_deliveries_alert_subscription"),
+)
+
 # ── Operations: access, audit, dead letters ────────────────────────────────────────────
 
 api_tokens = Table(
