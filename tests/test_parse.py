@@ -30,6 +30,7 @@ def test_a_good_observation():
     ({"result": None}, "result"),
     ({"datastream_id": 0}, "datastream_id"),
     ({"datastream_id": "five"}, "datastream_id"),
+    ({"datastream_id": 2**63}, "datastream_id"),
     ({"phenomenon_time": "2020-08-06T14:20:00"}, "phenomenon_time"),  # no offset: ambiguous
     ({"phenomenon_time": "yesterday"}, "phenomenon_time"),
     ({"phenomenon_time": 1596691200}, "phenomenon_time"),

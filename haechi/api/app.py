@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -14,11 +15,13 @@ from sqlalchemy import Engine
 
 from haechi import __version__
 from haechi.bus.memory import InProcessBus
+from haechi.bus.nats import NatsBus
 from haechi.core.clock import utcnow
 from haechi.core.events import Bus, Event
 from haechi.core.settings import Settings, get_settings
 from haechi.ingest.mqtt import MqttIngest
 from haechi.ingest.pipeline import Pipeline
+from haechi.ingest.queue import LocalSink, open_sink
 from haechi.ingest.watch import newly_silent
 
 from . import access, areas, disasters, places, projects, reports, sensing, system
@@ -65,6 +68,8 @@ def create_app(
     app.state.settings = settings
     app.state.bus = bus
     app.state.pipeline = pipeline or Pipeline(engine, bus=bus)
+    # Where adapters hand readings: the pipeline itself, or the NATS ingest queue (lifespan).
+    app.state.sink = LocalSink(app.state.pipeline)
     app.state.metrics = HttpMetrics(engine)
     install_problem_handlers(app)
     for router in API_ROUTERS:
@@ -76,7 +81,8 @@ def create_app(
     app.add_api_route("/", lambda: RedirectResponse("/docs"), include_in_schema=False)
     # Added innermost first: metrics see everything, audit sees refusals by the size limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
-                       overrides={f"{sensing.API_PREFIX}/observations": settings.max_ingest_bytes})
+                       overrides={f"{sensing.API_PREFIX}/observations": settings.max_ingest_bytes,
+                                  "/sta/v1.1/CreateObservations": settings.max_sta_batch_bytes})
     app.add_middleware(AuditMiddleware, engine=engine)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
@@ -87,8 +93,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start-up: restore the live state, subscribe to MQTT when configured, watch for silent sensors."""
     pipeline: Pipeline = app.state.pipeline
     await anyio.to_thread.run_sync(pipeline.warm)
+    settings = app.state.settings
+    if settings.bus_url:  # scale-out: adapters queue on JetStream, `haechi worker`s store
+        app.state.sink = await open_sink(pipeline, settings.bus_url)
+        app.state.bus = await NatsBus.connect(settings.bus_url, name="haechi-api")
+        app.state.bus.subscribe("observation.stored", _show_stored(pipeline), ephemeral=True)
     watcher = asyncio.create_task(_watch_silence(app), name="silence-watch")
-    mqtt = MqttIngest(app.state.settings.mqtt_url, pipeline) if app.state.settings.mqtt_url else None
+    mqtt = MqttIngest(settings.mqtt_url, app.state.sink) if settings.mqtt_url else None
     if mqtt:
         await mqtt.start()
     app.state.mqtt = mqtt
@@ -100,6 +111,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+        await app.state.sink.close()
+        if settings.bus_url:
+            await app.state.bus.close()
+
+
+def _show_stored(pipeline: Pipeline):
+    """Keep this process's live state current from what the workers stored (scale-out mode)."""
+
+    async def show(event: Event) -> None:
+        for o in event.data["observations"]:
+            pipeline.state.show(o["datastream_id"], datetime.fromisoformat(o["phenomenon_time"]),
+                                o["result"], o["quality"])
+
+    return show
 
 
 async def _watch_silence(app: FastAPI) -> None:

@@ -7,6 +7,8 @@ middleware and the route dependency agree on who it was without a second lookup.
 
 from __future__ import annotations
 
+import base64
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -36,8 +38,18 @@ ANONYMOUS = Caller(None)
 
 
 def bearer_token(authorization: str) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header (scheme case-insensitive)."""
+    """The token of an ``Authorization: Bearer <token>`` header (scheme case-insensitive).
+
+    Stock clients that speak only HTTP Basic (e.g. SensorThings clients) may send the token as
+    the password: ``Basic base64(any-user:token)``.
+    """
     scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            token = base64.b64decode(token.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return token or None
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 

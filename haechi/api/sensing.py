@@ -29,10 +29,6 @@ BATCH = 5_000
 Writer = Annotated[Principal, Depends(require(Role.OPERATOR, Role.DEVICE))]
 
 
-def get_pipeline(request: Request) -> Pipeline:
-    return request.app.state.pipeline
-
-
 class IngestReport(BaseModel):
     received: int = Field(description="Observations read from the body")
     stored: int = Field(description="New observations stored")
@@ -57,7 +53,7 @@ async def upload_observations(request: Request, writer: Writer) -> JSONResponse:
     malformed ones are refused with their index and reason and kept in the dead-letter store.
     The response comes after everything accepted is committed.
     """
-    pipeline: Pipeline = request.app.state.pipeline
+    sink = request.app.state.sink
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     source = f"http:{writer.name}"
     items = _items(kind, request.stream())
@@ -75,7 +71,7 @@ async def upload_observations(request: Request, writer: Writer) -> JSONResponse:
             if len(batch) >= BATCH:
                 if storing is not None:
                     report.add(await storing)
-                storing = asyncio.ensure_future(pipeline.ingest(batch, source))
+                storing = asyncio.ensure_future(sink.ingest(batch, source))
                 batch = []
     except InvalidInput as exc:
         if storing is not None:
@@ -86,12 +82,14 @@ async def upload_observations(request: Request, writer: Writer) -> JSONResponse:
     if storing is not None:
         report.add(await storing)
     if batch or index == 0:
-        report.add(await pipeline.ingest(batch, source))
+        report.add(await sink.ingest(batch, source))
     if single and report.rejected:
         rejected = report.rejected[0]
         raise InvalidInput(rejected.reason, field=f"body.{rejected.field}" if rejected.field else "body")
     if report.received == 0:
         raise InvalidInput("the body holds no observations", field="body")
+    if sink.queued:  # scale-out: durably queued, stored by the workers; refusals come later as dead letters
+        return JSONResponse(report.as_dict(), status_code=202)
     return JSONResponse(report.as_dict(), status_code=200 if report.stored or report.duplicates else 422)
 
 

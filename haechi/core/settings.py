@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     max_ingest_bytes: int = Field(
         2_000_000_000, description="Largest bulk observation upload (streamed, never held whole in memory)."
     )
+    max_sta_batch_bytes: int = Field(
+        100_000_000, description="Largest SensorThings CreateObservations body (read whole, so bounded)."
+    )
     silence_check_s: float = Field(60.0, description="How often the live state is checked for silent sensors.")
     max_body_bytes: int = Field(
         1_000_000, description="Largest JSON body accepted by ordinary endpoints (bulk ingest has its own limit)."

@@ -75,9 +75,12 @@ def reading(obj: Any, datastream_id: int | None = None) -> Reading:
     )
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the integrated DB
+
+
 def _positive_int(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidInput(f"{field} must be a positive integer (got {value!r})", field=field)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise InvalidInput(f"{field} must be a positive integer up to {MAX_ID} (got {value!r})", field=field)
     return value
 
 

@@ -104,6 +104,11 @@ class Pipeline:
                 r["id"], r["name"], r["property"], r["unit_symbol"], known.limits if known else None,
                 r["area_code"], r["lon"], r["lat"])
 
+    def forget(self, datastream_ids) -> None:
+        """Drop cached profiles of changed or deleted datastreams; they reload on next use."""
+        for stream_id in datastream_ids:
+            self.profiles.pop(stream_id, None)
+
     def profile(self, datastream_id: int) -> Profile | None:
         return self._profiles_for([datastream_id]).get(datastream_id)
 

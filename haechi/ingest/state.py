@@ -43,5 +43,14 @@ class LiveState:
         state.memory = memory
         self.silent.discard(datastream_id)
 
+    def show(self, datastream_id: int, time: datetime, result: float, quality: str) -> None:
+        """Update what people see, without QC memory (another process ran QC: scale-out mode)."""
+        state = self.streams.get(datastream_id)
+        if state is None:
+            self.streams[datastream_id] = StreamState(time, result, quality)
+        elif time >= state.phenomenon_time:
+            state.phenomenon_time, state.result, state.quality = time, result, quality
+        self.silent.discard(datastream_id)
+
     def __len__(self) -> int:
         return len(self.streams)

@@ -169,7 +169,9 @@ def save_stream_states(conn: Connection, rows: Sequence[tuple]) -> int:
                 for d, t, r, q, qt, qv, n, at in rows]
     else:
         marks = ", ".join(["%s"] * len(_STATE_COLUMNS))
-    sql = f"INSERT INTO datastream_state ({columns}) VALUES ({marks}) ON CONFLICT (datastream_id) DO UPDATE SET {updates}"
+    # Several writers (workers) may race: a reading never replaces a newer one.
+    sql = (f"INSERT INTO datastream_state ({columns}) VALUES ({marks}) ON CONFLICT (datastream_id) "
+           f"DO UPDATE SET {updates} WHERE datastream_state.phenomenon_time <= excluded.phenomenon_time")
     cursor = conn.connection.driver_connection.cursor()
     try:
         cursor.executemany(sql, rows)

@@ -220,8 +220,7 @@ def _read_one(db: Engine, links: Links, entity: EntityType, entity_id: int) -> d
 
 def _forget(pipeline: Pipeline, stream_ids: list[int]) -> None:
     """Drop cached ingest profiles of changed datastreams; the pipeline reloads them on next use."""
-    for stream_id in stream_ids:
-        pipeline.profiles.pop(stream_id, None)
+    pipeline.forget(stream_ids)
 
 
 # ── update and delete (18-088 §10.3, §10.4) ───────────────────────────────────────────────
