@@ -25,9 +25,9 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import fresh_db, make_streams, median, observations, timed  # noqa: E402
-from haechi.store import access  # noqa: E402
-from haechi.store.sensing import _sqlite_time  # noqa: E402
+from benchmarks.common import fresh_db, make_streams, median, observations, timed
+from haechi.store import access
+from haechi.store.sensing import _sqlite_time
 
 BATCH = 5_000
 

@@ -31,8 +31,8 @@ import orjson
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import fresh_db, make_streams, observations  # noqa: E402
-from benchmarks.ingest_http import free_port, raw_insert  # noqa: E402
+from benchmarks.common import fresh_db, make_streams, observations
+from benchmarks.ingest_http import free_port, raw_insert
 
 BROKER = ["127.0.0.1", 1883]
 #: A private broker sized for load: Mosquitto's default queue of 1,000 messages per client

@@ -19,9 +19,9 @@ import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import fresh_db, make_streams, observations  # noqa: E402
-from haechi.ingest import parse  # noqa: E402
-from haechi.ingest.pipeline import Pipeline  # noqa: E402
+from benchmarks.common import fresh_db, make_streams, observations
+from haechi.ingest import parse
+from haechi.ingest.pipeline import Pipeline
 
 
 def rss_mb() -> float:

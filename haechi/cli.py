@@ -21,6 +21,8 @@ token_app = typer.Typer(help="API tokens and roles (API 토큰).", no_args_is_he
 app.add_typer(city_app, name="city")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
+deadletter_app = typer.Typer(help="Refused input kept with its reason (거부된 입력).", no_args_is_help=True)
+app.add_typer(deadletter_app, name="deadletter")
 simulate_app = typer.Typer(help="Simulated devices for demos and benchmarks (가상 센서).", no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
 
@@ -177,6 +179,59 @@ def token_list(database_url: DatabaseUrl = None) -> None:
         table.add_row(str(r["id"]), r["name"], r["role"], r["center"] or "", r["area_code"] or "",
                       f"{r['created_at']:%Y-%m-%d %H:%M}", f"{r['revoked_at']:%Y-%m-%d}" if r["revoked_at"] else "")
     console.print(table)
+
+
+# ── dead letters ─────────────────────────────────────────────────────────────────────────
+
+
+@deadletter_app.command("list")
+def deadletter_list(
+    source: Annotated[str | None, typer.Option(help="Only letters whose source starts with this, e.g. mqtt:")] = None,
+    limit: Annotated[int, typer.Option(help="Most letters to show.")] = 50,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Show pending dead letters: when, from where, why, and what arrived."""
+    from haechi.store import deadletters
+
+    with _engine(database_url).connect() as conn:
+        letters = deadletters.pending(conn, source=source, limit=limit)
+    table = Table("id", "received", "source", "reason", "payload", title="Dead letters (대기 중)")
+    for d in letters:
+        payload = d["payload"] if len(d["payload"]) <= 60 else d["payload"][:57] + "…"
+        table.add_row(str(d["id"]), f"{d['received_at']:%Y-%m-%d %H:%M:%S}", d["source"], d["reason"], payload)
+    console.print(table if letters else "no pending dead letters")
+
+
+@deadletter_app.command("replay")
+def deadletter_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Letters to replay (default: every pending one).")] = None,
+    payload: Annotated[str | None, typer.Option(help="A corrected payload (JSON) for a single letter.")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Send dead letters through the pipeline again; a letter is done once all of it is stored."""
+    from haechi.ingest.pipeline import Pipeline
+    from haechi.ingest.replay import replay
+    from haechi.store import access, deadletters
+
+    engine = _engine(database_url)
+    if payload is not None and len(ids or []) != 1:
+        raise _fail(HaechiError("--payload corrects one letter: give exactly one id"))
+    with engine.connect() as conn:
+        try:
+            letters = [deadletters.get(conn, i) for i in ids] if ids else deadletters.pending(conn, limit=10_000)
+        except HaechiError as exc:
+            raise _fail(exc) from exc
+    pipeline = Pipeline(engine)
+    outcomes = [replay(pipeline, letter, payload) for letter in letters]
+    for o in outcomes:
+        mark = "[green]replayed[/green]" if o.replayed else "[yellow]still pending[/yellow]"
+        console.print(f"{o.letter_id}: {mark} — {o.detail}")
+    with engine.begin() as conn:
+        access.record(conn, _actor(), "deadletter.replay", detail={
+            "replayed": [o.letter_id for o in outcomes if o.replayed],
+            "pending": [o.letter_id for o in outcomes if not o.replayed]})
+    if any(not o.replayed for o in outcomes):
+        raise typer.Exit(code=1)
 
 
 # ── serve and demo ───────────────────────────────────────────────────────────────────────

@@ -8,13 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from conftest import LiveServer
 from fastapi.testclient import TestClient
 
 from haechi.api.app import create_app
 from haechi.cities.load import load_city
 from haechi.store import access, deadletters, sensing
-
-from conftest import LiveServer
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 

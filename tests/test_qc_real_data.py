@@ -7,11 +7,10 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from conftest import SHARED_DATA
 
 from haechi.ingest import qc
 from haechi.ingest.catalogue import catalogue
-
-from conftest import SHARED_DATA
 
 GAUGES = SHARED_DATA / "han-river-gauges"
 KST = timezone(timedelta(hours=9))

@@ -8,7 +8,6 @@ middleware and the route dependency agree on who it was without a second lookup.
 from __future__ import annotations
 
 import base64
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any

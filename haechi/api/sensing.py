@@ -113,7 +113,7 @@ async def _items(kind: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[Any]:
     elif kind in ("application/x-ndjson", "application/jsonl"):
         async for line in parse.lines(chunks):
             if line.strip():
-                yield _or_rejected(lambda: parse.ndjson_item(line), line)
+                yield _or_rejected(parse.ndjson_item, line)
     elif kind == "text/csv":
         header = None
         async for line in parse.lines(chunks):
@@ -123,7 +123,7 @@ async def _items(kind: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[Any]:
             if header is None:
                 header = parse.csv_header(line)
                 continue
-            yield _or_rejected(lambda: parse.csv_item(header, line), line)
+            yield _or_rejected(parse.csv_item, header, line)
     else:
         raise InvalidInput(
             f"unsupported content type {kind!r}: send application/json, application/x-ndjson or text/csv",
@@ -159,11 +159,12 @@ async def _json_items(chunks: AsyncIterator[bytes]) -> AsyncIterator[Any]:
         yield item
 
 
-def _or_rejected(decode, raw: bytes) -> Any:
+def _or_rejected(decode, *args) -> Any:
+    """``decode(*args)``, or a Rejected keeping the raw line (its last argument)."""
     try:
-        return decode()
+        return decode(*args)
     except InvalidInput as exc:
-        return parse.Rejected(-1, exc.detail, exc.field, raw.decode("utf-8", errors="replace"))
+        return parse.Rejected(-1, exc.detail, exc.field, args[-1].decode("utf-8", errors="replace"))
 
 
 # ── live state ───────────────────────────────────────────────────────────────────────────

@@ -54,7 +54,7 @@ def reading(obj: Any, datastream_id: int | None = None) -> Reading:
         raise InvalidInput(f"an observation must be a JSON object, not {type(obj).__name__}")
     unknown = obj.keys() - FIELDS
     if unknown:
-        name = sorted(unknown)[0]
+        name = min(unknown)
         raise InvalidInput(f"unknown field {name!r}; expected {', '.join(sorted(FIELDS))}", field=name)
     stream = obj.get("datastream_id", datastream_id)
     if datastream_id is not None and stream != datastream_id:

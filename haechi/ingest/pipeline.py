@@ -78,7 +78,7 @@ class Report:
 class Pipeline:
     def __init__(
         self, engine: Engine, bus: Bus | None = None, state: LiveState | None = None,
-        now: Callable[[], datetime] = utcnow, clock: qc.ClockLimits = qc.ClockLimits(),
+        now: Callable[[], datetime] = utcnow, clock: qc.ClockLimits = qc.DEFAULT_CLOCK,
     ) -> None:
         self.engine, self.bus, self.now, self.clock = engine, bus, now, clock
         self.state = state if state is not None else LiveState()
@@ -130,19 +130,24 @@ class Pipeline:
                 for d, t, r, q, *_ in rows]})
             try:
                 await self.bus.publish(event)
-            except Exception:  # noqa: BLE001 - the batch is committed; a bus hiccup must not undo the ack
+            except Exception:
                 log.exception("stored %d observations from %s but could not publish them", len(rows), source)
         return report
 
-    def store(self, items: Sequence[Reading | Rejected], source: str) -> Report:
-        """Store a batch without publishing it (command-line imports, tests)."""
-        return self._store(items, source)[0]
+    def store(self, items: Sequence[Reading | Rejected], source: str, *, keep_rejected: bool = True) -> Report:
+        """Store a batch without publishing it (command-line imports, replays, tests).
 
-    def _store(self, items: Sequence[Reading | Rejected], source: str) -> tuple[Report, list[tuple]]:
+        ``keep_rejected=False`` reports refusals without making dead letters (a replay of one).
+        """
+        return self._store(items, source, keep_rejected)[0]
+
+    def _store(self, items: Sequence[Reading | Rejected], source: str,
+               keep_rejected: bool = True) -> tuple[Report, list[tuple]]:
         with self._lock:  # one batch at a time: QC memory moves in order, SQLite has one writer anyway
-            return self._store_locked(items, source)
+            return self._store_locked(items, source, keep_rejected)
 
-    def _store_locked(self, items: Sequence[Reading | Rejected], source: str) -> tuple[Report, list[tuple]]:
+    def _store_locked(self, items: Sequence[Reading | Rejected], source: str,
+                      keep_rejected: bool) -> tuple[Report, list[tuple]]:
         report = Report(received=len(items))
         now = self.now()
         profiles = self._profiles_for({i.datastream_id for i in items if isinstance(i, Reading)})
@@ -157,7 +162,7 @@ class Pipeline:
         with self.engine.begin() as conn:
             report.stored = sensing.write_observations(conn, rows, now)
             sensing.save_stream_states(conn, [_state_row(i, n, memories[i], now) for i, n in newest.items()])
-            for r in report.rejected:
+            for r in report.rejected if keep_rejected else ():
                 deadletters.keep(conn, source, f"{r.field or 'payload'}: {r.reason}", r.raw)
         report.duplicates = len(rows) - report.stored
         for stream_id, (time, result, flag) in newest.items():

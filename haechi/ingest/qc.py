@@ -24,6 +24,9 @@ class ClockLimits:
     max_age: timedelta = timedelta(days=366 * 30)  # backfills of decades of history are welcome
 
 
+DEFAULT_CLOCK = ClockLimits()
+
+
 @dataclass(slots=True)
 class StreamMemory:
     """What QC remembers of a datastream: its newest reading and how long it has been flat."""
@@ -69,7 +72,7 @@ def _is_flat(value: float, memory: StreamMemory, limits: QcLimits) -> bool:
 
 def assess(
     value: float, time: datetime, now: datetime, memory: StreamMemory, limits: QcLimits,
-    clock: ClockLimits = ClockLimits(),
+    clock: ClockLimits = DEFAULT_CLOCK,
 ) -> tuple[str, list[str]]:
     """(flag, reasons) for one reading. Does not change ``memory``; see ``step``."""
     bad = [r for r in (check_range(value, limits), check_clock(time, now, clock)) if r]
@@ -81,7 +84,7 @@ def assess(
 
 def step(
     value: float, time: datetime, now: datetime, memory: StreamMemory, limits: QcLimits,
-    clock: ClockLimits = ClockLimits(),
+    clock: ClockLimits = DEFAULT_CLOCK,
 ) -> tuple[str, list[str]]:
     """Assess one reading and move the stream's memory past it, as ingest does in arrival order.
 

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from haechi.core.clock import utcnow
+from haechi.core.errors import NotFound
 
 from .schema import dead_letters
 from .sql import row_dict
@@ -26,6 +27,13 @@ def pending(conn: Connection, *, source: str | None = None, limit: int = 100) ->
     if source:
         query = query.where(dead_letters.c.source.startswith(source))
     return [row_dict(r) for r in conn.execute(query)]
+
+
+def get(conn: Connection, letter_id: int) -> dict[str, Any]:
+    row = conn.execute(select(dead_letters).where(dead_letters.c.id == letter_id)).first()
+    if row is None:
+        raise NotFound(f"no dead letter with id {letter_id}")
+    return row_dict(row)
 
 
 def mark_replayed(conn: Connection, letter_id: int) -> None:

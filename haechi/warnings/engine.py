@@ -80,7 +80,7 @@ class Change:
 class _Tracker:
     """One criterion on one stream: its aggregate and how long its conditions have held."""
 
-    __slots__ = ("criterion", "window", "daily", "value", "met_since", "lift_since")
+    __slots__ = ("criterion", "daily", "lift_since", "met_since", "value", "window")
 
     def __init__(self, criterion: Criterion) -> None:
         self.criterion = criterion

@@ -27,7 +27,7 @@ class Latest:
 class Trailing:
     """Sum, mean or max over the trailing ``window``: readings older than ``time - window`` drop out."""
 
-    __slots__ = ("window", "kind", "readings", "total")
+    __slots__ = ("kind", "readings", "total", "window")
 
     def __init__(self, window: timedelta, kind: str) -> None:
         self.window, self.kind = window, kind
