@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import Engine
 
 from haechi import __version__
+from haechi.alerts.channels import AlertDispatcher
 from haechi.bus.memory import InProcessBus
 from haechi.bus.nats import NatsBus
 from haechi.core.clock import utcnow
@@ -25,6 +26,7 @@ from haechi.ingest.queue import LocalSink, open_sink
 from haechi.ingest.watch import newly_silent
 
 from . import access, areas, disasters, places, projects, reports, sensing, system
+from . import alerts_public, subscriptions
 from .audit import AuditMiddleware
 from .docs import DESCRIPTION, TAGS, TITLE, install_docs
 from .limits import BodySizeLimit
@@ -75,6 +77,8 @@ def create_app(
     for router in API_ROUTERS:
         app.include_router(router)
     app.include_router(system.router)
+    app.include_router(alerts_public.router)
+    app.include_router(subscriptions.router)
     app.include_router(sensorthings_router)
     install_docs(app)
     # Until the situation room lands, the front door leads to the API documentation.
@@ -103,9 +107,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if mqtt:
         await mqtt.start()
     app.state.mqtt = mqtt
+    settings = app.state.settings
+    app.state.dispatcher = AlertDispatcher(
+        app.state.engine, app.state.bus, public_url=f"http://{settings.host}:{settings.port}"
+    )
+    await app.state.dispatcher.start()
     try:
         yield
     finally:
+        await app.state.dispatcher.stop()
         if mqtt:
             await mqtt.stop()
         watcher.cancel()

@@ -25,7 +25,7 @@ from .problems import PROBLEM_RESPONSES
 router = APIRouter(prefix=API_PREFIX, tags=["sensing"], responses=PROBLEM_RESPONSES)
 
 #: Readings per stored batch: large enough to amortise a transaction, small enough to stream.
-BATCH = 5_000
+BATCH = 20_000
 Writer = Annotated[Principal, Depends(require(Role.OPERATOR, Role.DEVICE))]
 
 
@@ -56,18 +56,17 @@ async def upload_observations(request: Request, writer: Writer) -> JSONResponse:
     sink = request.app.state.sink
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     source = f"http:{writer.name}"
-    items = _items(kind, request.stream())
     report, single = Report(), False
     batch: list[parse.Reading | parse.Rejected] = []
     storing: asyncio.Task | None = None  # the previous batch, stored while this one is parsed
     index = 0
     try:
-        async for item in items:
-            if item is _SINGLE:
-                single = True
-                continue
-            batch.append(_decoded(item, index))
-            index += 1
+        async for items in _item_lists(kind, request.stream()):
+            if items and items[0] is _SINGLE:
+                single, items = True, items[1:]
+            for item in items:
+                batch.append(_decoded(item, index))
+                index += 1
             if len(batch) >= BATCH:
                 if storing is not None:
                     report.add(await storing)
@@ -106,31 +105,34 @@ def _decoded(item: Any, index: int) -> parse.Reading | parse.Rejected:
         return parse.Rejected(index, exc.detail, exc.field, parse._raw(item))
 
 
-async def _items(kind: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+async def _item_lists(kind: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Any]]:
+    """Decoded payload items, a list per arriving chunk, whatever the body's format."""
     if kind == "application/json":
-        async for item in _json_items(chunks):
-            yield item
+        async for items in _json_items(chunks):
+            yield items
     elif kind in ("application/x-ndjson", "application/jsonl"):
-        async for line in parse.lines(chunks):
-            if line.strip():
-                yield _or_rejected(parse.ndjson_item, line)
+        async for lines in parse.lines(chunks):
+            yield [_or_rejected(parse.ndjson_item, line) for line in lines if line.strip()]
     elif kind == "text/csv":
         header = None
-        async for line in parse.lines(chunks):
-            line = line.rstrip(b"\r")
-            if not line.strip():
-                continue
-            if header is None:
-                header = parse.csv_header(line)
-                continue
-            yield _or_rejected(parse.csv_item, header, line)
+        async for lines in parse.lines(chunks):
+            items = []
+            for line in lines:
+                line = line.rstrip(b"\r")
+                if not line.strip():
+                    continue
+                if header is None:
+                    header = parse.csv_header(line)
+                else:
+                    items.append(_or_rejected(parse.csv_item, header, line))
+            yield items
     else:
         raise InvalidInput(
             f"unsupported content type {kind!r}: send application/json, application/x-ndjson or text/csv",
             field="header.content-type")
 
 
-async def _json_items(chunks: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+async def _json_items(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Any]]:
     """Items of an array body as they arrive; a single object is read whole (it is small)."""
     first = b""
     async for chunk in chunks:
@@ -144,8 +146,7 @@ async def _json_items(chunks: AsyncIterator[bytes]) -> AsyncIterator[Any]:
             obj = json.loads(rest)
         except ValueError as exc:
             raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from None
-        yield _SINGLE
-        yield obj
+        yield [_SINGLE, obj]
         return
     if head != b"[":
         raise InvalidInput("the body must be a JSON array of observations, or one observation object", field="body")
@@ -155,8 +156,8 @@ async def _json_items(chunks: AsyncIterator[bytes]) -> AsyncIterator[Any]:
         async for chunk in chunks:
             yield chunk
 
-    async for item in parse.json_array_items(replay()):
-        yield item
+    async for items in parse.json_array_items(replay()):
+        yield items
 
 
 def _or_rejected(decode, *args) -> Any:

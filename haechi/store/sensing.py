@@ -112,8 +112,8 @@ def write_observations(conn: Connection, rows: Sequence[tuple], received_at: dat
     if conn.dialect.name == "sqlite":
         sql = (f"INSERT INTO observations ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                "ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING")
-        at = _sqlite_time(received_at)
-        rows = [(d, _sqlite_time(t), r, q, w, rt and _sqlite_time(rt), p, at) for d, t, r, q, w, rt, p in rows]
+        at, text = _sqlite_time(received_at), _TimeText()
+        rows = [(d, text[t], r, q, w, rt and text[rt], p, at) for d, t, r, q, w, rt, p in rows]
     else:
         sql = (f"INSERT INTO observations ({columns}) VALUES (%s, %s, %s, %s, %s::json, %s, %s::json, %s) "
                "ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING")
@@ -124,6 +124,14 @@ def write_observations(conn: Connection, rows: Sequence[tuple], received_at: dat
         return cursor.rowcount
     finally:
         cursor.close()
+
+
+class _TimeText(dict):
+    """Memoised ``_sqlite_time`` for one batch: sensors report on the same minutes, so times repeat."""
+
+    def __missing__(self, moment: datetime) -> str:
+        self[moment] = text = _sqlite_time(moment)
+        return text
 
 
 def _sqlite_time(moment: datetime | None) -> str | None:

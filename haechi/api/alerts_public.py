@@ -1,0 +1,229 @@
+"""Alerts for everyone: Atom feeds of CAP alerts, and each alert as CAP XML or JSON.
+
+Only actual alerts are public by default; drills are shown when asked for (``?status=Exercise``)
+and are marked as such. System, Test and Draft messages are for operators only.
+"""
+
+from __future__ import annotations
+
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import Field, field_validator
+
+from haechi.alerts import feeds
+from haechi.alerts.webhooks import CAP_XML, alert_links, primary_language
+from haechi.core.errors import NotFound
+from haechi.model.access import Role
+from haechi.store import alerting, areas
+
+from .auth import identify
+from .common import API_PREFIX, AreaCode, Db, Limit, Moment, Offset, QueryParams, Record, UtcMoment
+from .problems import PROBLEM_RESPONSES
+
+router = APIRouter(tags=["alerts"], responses=PROBLEM_RESPONSES)
+
+#: Statuses anyone may read; drills only when asked for.
+PublicStatus = Literal["Actual", "Exercise"]
+PUBLIC_STATUSES = frozenset({"Actual", "Exercise"})
+#: Roles that may read System, Test and Draft messages too.
+STAFF = frozenset({Role.ADMIN, Role.OPERATOR})
+
+AlertId = Annotated[int, Path(ge=1)]
+DistrictCode = Annotated[
+    str, Path(pattern=r"^\d{2,10}$", description="행정표준코드 of a district (or any area)")
+]
+Language = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$",
+        description="Language of titles and summaries (ko, en, zh, ja, vi …); Korean when the "
+        "alert lacks it",
+    ),
+]
+
+
+class FeedQuery(QueryParams):
+    lang: Language = "ko"
+    status: PublicStatus = Field("Actual", description="Actual alerts, or drills (Exercise)")
+    limit: int = Field(50, ge=1, le=500, description="Most entries")
+
+    @field_validator("lang")
+    @classmethod
+    def _primary(cls, lang: str) -> str:
+        return primary_language(lang)
+
+
+class AlertFilter(QueryParams):
+    status: PublicStatus = Field("Actual", description="Actual alerts, or drills (Exercise)")
+    area: AreaCode | None = Field(None, description="Only alerts meeting this area (code prefix)")
+    hazard: str | None = Field(None, max_length=32, description="e.g. heavy_rain, fine_dust")
+    since: Moment | None = Field(None, description="Sent at or after (ISO 8601 with offset)")
+    limit: Limit = 100
+    offset: Offset = 0
+
+
+class AlertSummary(Record):
+    id: int
+    identifier: str
+    sender: str
+    sent: UtcMoment
+    status: str
+    msg_type: str
+    references: str | None
+    hazard: str
+    crisis_level: str | None
+    severity: str
+    urgency: str
+    certainty: str
+    area_codes: list[str] | None
+    languages: list[str] | None
+    affected: dict[str, Any] | None
+    expires: UtcMoment | None
+    links: dict[str, str] = Field(description="The alert as CAP XML (cap_xml) and as JSON (json)")
+
+
+class Alert(AlertSummary):
+    cap: dict[str, Any] = Field(description="The CAP 1.2 message as JSON, one info per language")
+
+
+# ── feeds ───────────────────────────────────────────────────────────────────────────────
+
+ATOM_RESPONSE = {200: {"content": {feeds.ATOM_MEDIA: {}}, "description": "Atom 1.0 feed"}}
+
+
+@router.get(
+    "/alerts.atom",
+    response_class=Response,
+    responses=ATOM_RESPONSE,
+    summary="Atom feed of alerts · 재난 경보 Atom 피드",
+)
+def city_feed(request: Request, engine: Db, q: Annotated[FeedQuery, Query()]) -> Response:
+    """Every public alert of the city, newest first; each entry links its CAP XML."""
+    with engine.begin() as conn:
+        city = next(iter(areas.list_areas(conn, level="city")), None)
+        rows = alerting.list_alerts(conn, statuses=[q.status], limit=q.limit)
+    names = (city["name_ko"], city["name_en"]) if city else ("해치", "Haechi")
+    return _feed_response(request, rows, "all", names, q)
+
+
+@router.get(
+    "/alerts/{district_code}.atom",
+    response_class=Response,
+    responses=ATOM_RESPONSE,
+    summary="Atom feed of one district's alerts · 자치구별 재난 경보 피드",
+)
+def district_feed(
+    request: Request, engine: Db, district_code: DistrictCode, q: Annotated[FeedQuery, Query()]
+) -> Response:
+    """Alerts meeting the area: inside it (code prefix) or covering it (e.g. Seoul-wide)."""
+    with engine.begin() as conn:
+        area = areas.get_area(conn, district_code, geometry=False)
+        rows = alerting.list_alerts(
+            conn, statuses=[q.status], area_code=district_code, limit=q.limit
+        )
+    return _feed_response(request, rows, district_code, (area["name_ko"], area["name_en"]), q)
+
+
+def _feed_response(
+    request: Request,
+    rows: list[dict[str, Any]],
+    scope: str,
+    names: tuple[str, str | None],
+    q: FeedQuery,
+) -> Response:
+    feed = feeds.Feed(
+        id=feeds.feed_id(scope, q.status, q.lang),
+        title=feeds.feed_title(*names, q.lang, q.status),
+        self_url=str(request.url),
+        language=q.lang,
+    )
+    body = feeds.render_feed(feed, rows, public_url=_public_url(request), language=q.lang)
+    headers = {"ETag": feeds.etag(body), "Cache-Control": "public, no-cache"}
+    if rows:
+        headers["Last-Modified"] = format_datetime(feeds.feed_updated(rows), usegmt=True)
+    if _not_modified(request, headers):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=feeds.ATOM_MEDIA, headers=headers)
+
+
+def _not_modified(request: Request, headers: dict[str, str]) -> bool:
+    """RFC 9110 conditional GET: If-None-Match decides when sent, else If-Modified-Since."""
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        return "*" in tags or headers["ETag"] in tags
+    since, modified = request.headers.get("if-modified-since"), headers.get("Last-Modified")
+    if since is None or modified is None:
+        return False
+    try:
+        return parsedate_to_datetime(modified) <= parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False  # an unreadable date is ignored, as RFC 9110 says
+
+
+def _public_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+# ── alerts as JSON and CAP XML ──────────────────────────────────────────────────────────
+
+
+@router.get(
+    f"{API_PREFIX}/alerts",
+    response_model=list[AlertSummary],
+    summary="List alerts · 재난 경보 목록",
+)
+def list_alerts(
+    request: Request, engine: Db, q: Annotated[AlertFilter, Query()]
+) -> list[dict[str, Any]]:
+    """Actual alerts, newest first (drills with `status=Exercise`)."""
+    with engine.begin() as conn:
+        rows = alerting.list_alerts(
+            conn, statuses=[q.status], area_code=q.area, hazard=q.hazard, since=q.since,
+            limit=q.limit, offset=q.offset,
+        )
+    return [_with_links(request, r) for r in rows]
+
+
+# Declared before the JSON route: "/alerts/5.xml" would otherwise be read as id "5.xml".
+@router.get(
+    f"{API_PREFIX}/alerts/{{alert_id}}.xml",
+    response_class=Response,
+    responses={200: {"content": {CAP_XML: {}}, "description": "The CAP 1.2 message"}},
+    summary="One alert as CAP XML · 재난 경보 (CAP XML)",
+)
+def alert_xml(request: Request, engine: Db, alert_id: AlertId) -> Response:
+    """The CAP 1.2 message exactly as sent."""
+    alert = _readable_alert(request, engine, alert_id)
+    return Response(alert["cap_xml"], media_type=CAP_XML)
+
+
+@router.get(
+    f"{API_PREFIX}/alerts/{{alert_id}}",
+    response_model=Alert,
+    summary="One alert · 재난 경보 상세",
+)
+def alert_json(request: Request, engine: Db, alert_id: AlertId) -> dict[str, Any]:
+    """The alert's fields and its CAP message as JSON."""
+    alert = _readable_alert(request, engine, alert_id)
+    return {**_with_links(request, alert), "cap": alert["cap_json"]}
+
+
+def _readable_alert(request: Request, engine: Db, alert_id: int) -> dict[str, Any]:
+    """The alert, if this caller may read it: anyone for public statuses, staff for the rest."""
+    with engine.begin() as conn:
+        alert = alerting.get_alert(conn, alert_id)
+    if alert["status"] not in PUBLIC_STATUSES and not _is_staff(request, engine):
+        raise NotFound(f"no alert with id {alert_id}")  # unpublished messages are not disclosed
+    return alert
+
+
+def _is_staff(request: Request, engine: Db) -> bool:
+    principal = identify(engine, request.scope).principal
+    return principal is not None and principal.role in STAFF
+
+
+def _with_links(request: Request, alert: dict[str, Any]) -> dict[str, Any]:
+    return {**alert, "links": alert_links(_public_url(request), alert["id"])}
