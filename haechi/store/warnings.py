@@ -1,0 +1,68 @@
+"""Warnings in force and past, and the CAP alerts that announced them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from haechi.core.errors import NotFound
+
+from .schema import alerts, warnings
+from .sql import row_dict
+
+
+def open_warning(conn: Connection, row: dict[str, Any]) -> int:
+    """A new warning for a hazard × area; the caller has checked none is active there."""
+    return conn.execute(insert(warnings).values(status="active", **row)).inserted_primary_key[0]
+
+
+def active_warning(conn: Connection, hazard: str, area_key: str) -> dict[str, Any] | None:
+    c = warnings.c
+    row = conn.execute(select(warnings).where(c.hazard == hazard, c.area_key == area_key, c.status == "active")
+                       .order_by(c.id.desc())).first()
+    return row_dict(row) if row else None
+
+
+def change_warning(conn: Connection, warning_id: int, values: dict[str, Any]) -> None:
+    conn.execute(update(warnings).where(warnings.c.id == warning_id).values(**values))
+
+
+def get_warning(conn: Connection, warning_id: int) -> dict[str, Any]:
+    row = conn.execute(select(warnings).where(warnings.c.id == warning_id)).first()
+    if row is None:
+        raise NotFound(f"no warning with id {warning_id}")
+    return row_dict(row)
+
+
+def list_warnings(
+    conn: Connection, *, active_only: bool = True, hazard: str | None = None, area_code: str | None = None,
+    since: datetime | None = None, limit: int = 200,
+) -> list[dict[str, Any]]:
+    c = warnings.c
+    query = select(warnings).order_by(c.updated_at.desc(), c.id.desc()).limit(limit)
+    if active_only:
+        query = query.where(c.status == "active")
+    if hazard:
+        query = query.where(c.hazard == hazard)
+    if area_code:
+        query = query.where(c.area_code.startswith(area_code))
+    if since:
+        query = query.where(c.updated_at >= since)
+    return [row_dict(r) for r in conn.execute(query)]
+
+
+def save_alert(conn: Connection, row: dict[str, Any]) -> int:
+    return conn.execute(insert(alerts).values(**row)).inserted_primary_key[0]
+
+
+def latest_alert_of(conn: Connection, warning_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(alerts).where(alerts.c.warning_id == warning_id)
+                       .order_by(alerts.c.id.desc())).first()
+    return row_dict(row) if row else None
+
+
+def get_alert_by_identifier(conn: Connection, identifier: str) -> dict[str, Any] | None:
+    row = conn.execute(select(alerts).where(alerts.c.identifier == identifier)).first()
+    return row_dict(row) if row else None
