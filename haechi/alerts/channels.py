@@ -176,7 +176,7 @@ class AlertDispatcher:
             await asyncio.sleep(self.sweep_interval_s)
             try:
                 await self.resume()
-            except Exception:  # noqa: BLE001 - a DB hiccup must not end the sweeping
+            except Exception:  # a DB hiccup must not end the sweeping
                 log.exception("webhook sweep failed; trying again in %s s", self.sweep_interval_s)
 
     # ── delivering ─────────────────────────────────────────────────────────────────────
@@ -196,7 +196,7 @@ class AlertDispatcher:
             try:
                 async with self._slots:
                     retry_in = await self._attempt(delivery_id)
-            except Exception:  # noqa: BLE001 - the row stays pending; the sweep resumes it
+            except Exception:  # the row stays pending; the sweep resumes it
                 log.exception("delivery %s: attempt aborted; it stays pending", delivery_id)
                 return
 

@@ -99,7 +99,7 @@ def feed_updated(alerts: Sequence[Mapping[str, Any]]) -> datetime:
 def render_feed(
     feed: Feed, alerts: Sequence[Mapping[str, Any]], *, public_url: str, language: str
 ) -> bytes:
-    """The Atom document (UTF-8) of ``alerts``, in the order given (newest first is the caller's)."""
+    """The Atom document (UTF-8) of ``alerts``, in the order given (the caller sorts them)."""
     root = ET.Element("feed", {"xmlns": ATOM, "xmlns:cap": CAP_NS, "xml:lang": feed.language})
     _text(root, "id", feed.id)
     _text(root, "title", feed.title)

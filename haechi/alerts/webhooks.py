@@ -49,7 +49,7 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def verify(secret: str, body: bytes, signature: str) -> bool:
-    """Whether ``signature`` was made by :func:`sign` with ``secret`` over ``body`` (constant time)."""
+    """Whether ``signature`` is :func:`sign` of ``body`` with ``secret`` (constant-time check)."""
     return hmac.compare_digest(sign(secret, body), signature)
 
 
@@ -120,7 +120,9 @@ def info_blocks(cap_json: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [info] if isinstance(info, Mapping) else list(info)
 
 
-def pick_infos(infos: Sequence[Mapping[str, Any]], languages: Iterable[str]) -> list[Mapping[str, Any]]:
+def pick_infos(
+    infos: Sequence[Mapping[str, Any]], languages: Iterable[str]
+) -> list[Mapping[str, Any]]:
     """The blocks in ``languages`` (primary subtags; none = all).
 
     A subscriber whose languages the alert lacks still gets the first block (the original
@@ -209,7 +211,9 @@ def delivery_body(
     """(body, media type) of a delivery in the subscription's format."""
     if subscription.get("format") == BodyFormat.XML:
         return alert["cap_xml"].encode(), CAP_XML
-    body = json_body(alert, subscription, delivery_id=delivery_id, event=event, public_url=public_url)
+    body = json_body(
+        alert, subscription, delivery_id=delivery_id, event=event, public_url=public_url
+    )
     return body, JSON_MEDIA
 
 

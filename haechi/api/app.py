@@ -25,8 +25,18 @@ from haechi.ingest.pipeline import Pipeline
 from haechi.ingest.queue import LocalSink, open_sink
 from haechi.ingest.watch import newly_silent
 
-from . import access, areas, disasters, places, projects, reports, sensing, system
-from . import alerts_public, subscriptions
+from . import (
+    access,
+    alerts_public,
+    areas,
+    disasters,
+    places,
+    projects,
+    reports,
+    sensing,
+    subscriptions,
+    system,
+)
 from .audit import AuditMiddleware
 from .docs import DESCRIPTION, TAGS, TITLE, install_docs
 from .limits import BodySizeLimit
@@ -109,7 +119,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.mqtt = mqtt
     settings = app.state.settings
     app.state.dispatcher = AlertDispatcher(
-        app.state.engine, app.state.bus, public_url=f"http://{settings.host}:{settings.port}"
+        app.state.engine, app.state.bus, public_url=settings.public_url or f"http://{settings.host}:{settings.port}"
     )
     await app.state.dispatcher.start()
     try:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 from sqlalchemy import Connection
 
 from haechi.alerts.webhooks import BodyFormat
@@ -55,7 +55,9 @@ Audience = Annotated[
         description="A guidance audience, e.g. general, elderly, children, disabled, foreigners",
     ),
 ]
-Url = Annotated[str, Field(max_length=500, description="Where deliveries are POSTed (http or https)")]
+Url = Annotated[
+    str, Field(max_length=500, description="Where deliveries are POSTed (http or https)")
+]
 Secret = Annotated[
     str,
     Field(min_length=16, max_length=200, description="HMAC-SHA256 key; generated when not given"),
@@ -133,13 +135,17 @@ class SubscriptionIn(SubscriptionChanges):
     secret: Secret | None = None
 
 
+#: A stored list; rows written outside the API may hold NULL, which means the same as empty.
+StoredList = Annotated[list[str], BeforeValidator(lambda value: value or [])]
+
+
 class Subscription(Record):
     id: int
     name: str
     url: str
-    area_codes: list[str]
-    languages: list[str]
-    audiences: list[str]
+    area_codes: StoredList
+    languages: StoredList
+    audiences: StoredList
     include_exercises: bool
     active: bool
     format: BodyFormat = BodyFormat.JSON
@@ -309,4 +315,6 @@ def _refuse_nulls(changes: dict[str, Any]) -> None:
     """``null`` clears nothing here: every field has a value (lists may be empty)."""
     for name, value in changes.items():
         if value is None:
-            raise InvalidInput(f"{name} cannot be null; leave it out to keep it", field=f"body.{name}")
+            raise InvalidInput(
+                f"{name} cannot be null; leave it out to keep it", field=f"body.{name}"
+            )

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     city: str = Field("seoul", description="City pack loaded by `make demo` and `haechi serve --load-city`.")
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str | None = Field(
+        None, description="Base URL people and webhooks reach this server at (behind a proxy); host:port if unset."
+    )
     mqtt_url: str | None = Field(None, description="mqtt://host:port of the broker to subscribe to.")
     bus_url: str | None = Field(None, description="nats://host:port for the scale-out bus; in-process when unset.")
     max_ingest_bytes: int = Field(

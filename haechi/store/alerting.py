@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Text, and_, cast, delete, insert, or_, select, update
+from sqlalchemy import Connection, Text, cast, delete, insert, or_, select, update
 
 from haechi.core.errors import Conflict, InvalidInput, NotFound
 
@@ -24,7 +24,6 @@ SUBSCRIPTION_FIELDS = (
     "name", "url", "area_codes", "languages", "audiences", "include_exercises", "active",
 )
 #: Whether the schema can remember a subscription's body format (JSON or CAP XML).
-HAS_FORMAT = "format" in subscriptions.c
 
 
 def new_secret() -> str:
@@ -59,7 +58,7 @@ def list_alerts(
     limit: int = 50,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Alerts with one of ``statuses``, newest first; ``area_code`` keeps those meeting that area."""
+    """Alerts with one of ``statuses``, newest first; ``area_code`` keeps those meeting it."""
     c = alerts.c
     query = (
         select(alerts)
@@ -88,27 +87,17 @@ def get_alert(conn: Connection, alert_id: int) -> dict[str, Any]:
 # ── subscriptions ───────────────────────────────────────────────────────────────────────
 
 
-def _format_columns(values: dict[str, Any]) -> dict[str, Any]:
-    """Keep ``format`` only where the schema has the column; XML needs it."""
-    if HAS_FORMAT or "format" not in values:
-        return values
-    values = dict(values)
-    if values.pop("format") not in (None, "json"):
-        raise InvalidInput(
-            "CAP XML bodies need the subscriptions.format column (a newer schema)", field="body.format"
-        )
-    return values
-
-
 def create_subscription(conn: Connection, values: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Store a subscription; its secret is generated when not given. Returns it with the secret."""
-    row = {**_format_columns(values), "created_at": now}
+    row = {**values, "created_at": now}
     row["secret"] = row.get("secret") or new_secret()
     new_id = conn.execute(insert(subscriptions).values(**row)).inserted_primary_key[0]
     return get_subscription(conn, new_id, with_secret=True)
 
 
-def get_subscription(conn: Connection, subscription_id: int, *, with_secret: bool = False) -> dict[str, Any]:
+def get_subscription(
+    conn: Connection, subscription_id: int, *, with_secret: bool = False
+) -> dict[str, Any]:
     row = conn.execute(select(subscriptions).where(subscriptions.c.id == subscription_id)).first()
     if row is None:
         raise NotFound(f"no subscription with id {subscription_id}")
@@ -127,9 +116,10 @@ def list_subscriptions(conn: Connection, *, active: bool | None = None) -> list[
     return [row_dict(r) for r in conn.execute(query)]
 
 
-def update_subscription(conn: Connection, subscription_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+def update_subscription(
+    conn: Connection, subscription_id: int, changes: dict[str, Any]
+) -> dict[str, Any]:
     """Change the given fields; the rest stay."""
-    changes = _format_columns(changes)
     if changes:
         conn.execute(
             update(subscriptions).where(subscriptions.c.id == subscription_id).values(**changes)
@@ -157,7 +147,8 @@ def delete_subscription(conn: Connection, subscription_id: int) -> None:
 
 def active_subscriptions(conn: Connection) -> list[dict[str, Any]]:
     """Active subscriptions with their secrets, for the dispatcher."""
-    query = select(subscriptions).where(subscriptions.c.active.is_(True)).order_by(subscriptions.c.id)
+    c = subscriptions.c
+    query = select(subscriptions).where(c.active.is_(True)).order_by(c.id)
     return [row_dict(r) for r in conn.execute(query)]
 
 
@@ -271,12 +262,14 @@ def list_deliveries(
     return [row_dict(r) for r in conn.execute(query)]
 
 
-def retry_delivery(conn: Connection, subscription_id: int, delivery_id: int, now: datetime) -> dict[str, Any]:
+def retry_delivery(
+    conn: Connection, subscription_id: int, delivery_id: int, now: datetime
+) -> dict[str, Any]:
     """Put a failed delivery back in the queue with a fresh count of attempts."""
     c = deliveries.c
     done = conn.execute(
         update(deliveries)
-        .where(and_(c.id == delivery_id, c.subscription_id == subscription_id, c.status == "failed"))
+        .where(c.id == delivery_id, c.subscription_id == subscription_id, c.status == "failed")
         .values(status="pending", attempts=0, next_attempt_at=now)
     )
     if done.rowcount == 0:

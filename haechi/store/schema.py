@@ -443,6 +443,7 @@ subscriptions = Table(
     Column("languages", JSON),
     Column("audiences", JSON),
     Column("include_exercises", Boolean, nullable=False, default=False),
+    Column("format", String(8), nullable=False, default="json", server_default="json"),  # json · xml (CAP)
     Column("active", Boolean, nullable=False, default=True),
     _when("created_at", nullable=False),
 )

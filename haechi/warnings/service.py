@@ -1,0 +1,133 @@
+"""The warnings service: stored observations in, warnings and CAP alerts out, over the bus.
+
+Listens to ``observation.stored``; feeds QC-good readings to the pure engine; for each lifecycle
+change it records the warning (one active per hazard × area), composes the CAP alert with its
+target area and the people inside, stores it, and publishes ``warning.changed`` and
+``alert.sent`` for the channels. A failure to alert is logged and never stops ingest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import anyio.to_thread
+from sqlalchemy import Engine as Database
+from sqlalchemy import select
+
+from haechi.core.clock import utcnow
+from haechi.core.events import Bus, Event
+from haechi.ingest.catalogue import catalogue
+from haechi.store import warnings as store
+from haechi.store.schema import datastreams, facilities, observed_properties, places, things
+
+from .criteria import Criterion, load_criteria
+from .engine import Change, Engine, StreamInfo
+from .targeting import area_facts
+
+log = logging.getLogger(__name__)
+
+
+def describe_streams(conn) -> dict[int, StreamInfo]:
+    """Every datastream as the engine needs it: property, district, station, facility type."""
+    ds, op, th, pl, fa = datastreams.c, observed_properties.c, things.c, places.c, facilities.c
+    query = (
+        select(ds.id, op.code, ds.area_code, ds.thing_id, pl.kind, pl.ref, fa.facility_type, fa.safety_grade)
+        .join(observed_properties, op.id == ds.observed_property_id)
+        .join(things, th.id == ds.thing_id)
+        .outerjoin(places, pl.id == th.place_id)
+        .outerjoin(facilities, fa.place_id == pl.id)
+    )
+    intervals = {code: p.limits.interval_s for code, p in catalogue().items()}
+    return {
+        r.id: StreamInfo(r.id, r.code, r.area_code, r.thing_id, r.kind, r.ref, r.facility_type, r.safety_grade,
+                         intervals.get(r.code, 600.0))
+        for r in conn.execute(query)
+    }
+
+
+class WarningService:
+    def __init__(self, engine: Database, bus: Bus, *, sender: str = "haechi@seoul.go.kr",
+                 criteria: list[Criterion] | None = None, now: Callable[[], datetime] = utcnow) -> None:
+        self.db, self.bus, self.sender, self.now = engine, bus, sender, now
+        self.streams: dict[int, StreamInfo] = {}
+        self.engine = Engine(criteria if criteria is not None else load_criteria(), self._describe)
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        self._unsubscribe = self.bus.subscribe("observation.stored", self.on_stored)
+
+    def stop(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+
+    def _describe(self, stream_id: int) -> StreamInfo | None:
+        if stream_id not in self.streams:  # a datastream made since: reload the map once
+            with self.db.connect() as conn:
+                self.streams = describe_streams(conn)
+        return self.streams.get(stream_id)
+
+    async def on_stored(self, event: Event) -> None:
+        readings = [(o["datastream_id"], datetime.fromisoformat(o["phenomenon_time"]), o["result"], o["quality"])
+                    for o in event.data["observations"]]
+        changes = self.engine.observe_many(readings)
+        for change in changes:
+            try:
+                alert = await anyio.to_thread.run_sync(self.record, change)
+            except Exception:
+                log.exception("could not record %s of %s in %s", change.kind, change.hazard, change.area)
+                continue
+            await self.bus.publish(Event("warning.changed", _change_event(change, alert)))
+            await self.bus.publish(Event("alert.sent", alert))
+
+    def record(self, change: Change, exercise: bool = False) -> dict[str, Any]:
+        """Store the warning's new state and its CAP alert, in one transaction; returns the alert event data."""
+        from haechi.alerts.publish import (
+            alert_for_change,  # the alerts capability composes the CAP message
+        )
+
+        now = self.now()
+        with self.db.begin() as conn:
+            facts = area_facts(conn, change.area, change.hazard, change.datastream_id)
+            warning = store.active_warning(conn, change.hazard, change.area)
+            if warning is None and change.kind != "cancel":
+                warning_id = store.open_warning(conn, _warning_row(change, facts, now, exercise))
+            elif warning is not None:
+                warning_id = warning["id"]
+                store.change_warning(conn, warning_id, _warning_update(change, now))
+            else:
+                raise LookupError(f"cancel of {change.hazard} in {change.area} with no warning in force")
+            previous = store.latest_alert_of(conn, warning_id)
+            return alert_for_change(conn, change, facts, warning_id, previous, sender=self.sender, now=now,
+                                    exercise=exercise)
+
+
+def _warning_row(change: Change, facts, now: datetime, exercise: bool) -> dict[str, Any]:
+    c = change.criterion
+    return {"hazard": change.hazard, "area_key": change.area, "area_code": facts.area_code, "level": c.level,
+            "crisis_level": c.crisis_level, "value": change.value, "unit": c.unit, "criterion": _rule(c),
+            "datastream_id": change.datastream_id, "exercise": exercise, "issued_at": change.at,
+            "updated_at": now}
+
+
+def _warning_update(change: Change, now: datetime) -> dict[str, Any]:
+    if change.kind == "cancel":
+        return {"status": "cancelled", "cancelled_at": change.at, "updated_at": now, "value": change.value}
+    c = change.criterion
+    return {"level": c.level, "crisis_level": c.crisis_level, "value": change.value, "unit": c.unit,
+            "criterion": _rule(c), "updated_at": now}
+
+
+def _rule(c: Criterion) -> dict[str, Any]:
+    return {"property": c.property, "operator": c.operator, "value": c.value, "unit": c.unit,
+            "window": str(c.window), "aggregate": c.aggregate, "persistence": str(c.persistence),
+            "source": c.source}
+
+
+def _change_event(change: Change, alert: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": change.kind, "hazard": change.hazard, "area": change.area,
+            "level": change.criterion.level if change.criterion else None,
+            "crisis_level": change.criterion.crisis_level if change.criterion else None,
+            "value": change.value, "at": change.at.isoformat(), "alert": alert.get("identifier")}
