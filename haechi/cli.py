@@ -23,6 +23,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 deadletter_app = typer.Typer(help="Refused input kept with its reason (거부된 입력).", no_args_is_help=True)
 app.add_typer(deadletter_app, name="deadletter")
+alert_app = typer.Typer(help="Alerts by hand and drills (수동 경보 · 훈련).", no_args_is_help=True)
+app.add_typer(alert_app, name="alert")
 simulate_app = typer.Typer(help="Simulated devices for demos and benchmarks (가상 센서).", no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
 
@@ -232,6 +234,50 @@ def deadletter_replay(
             "pending": [o.letter_id for o in outcomes if not o.replayed]})
     if any(not o.replayed for o in outcomes):
         raise typer.Exit(code=1)
+
+
+# ── alerts by hand ───────────────────────────────────────────────────────────────────────
+
+
+@alert_app.command("issue")
+def alert_issue(
+    hazard: Annotated[str, typer.Option(help="e.g. heavy_rain, fine_dust, river_flood, heat_wave")],
+    level: Annotated[str, typer.Option(help="advisory, warning … (see GET /api/v1/criteria)")],
+    area: Annotated[str, typer.Option(help="District (5 digits) or dong (8 digits) code")],
+    value: Annotated[float | None, typer.Option(help="The observed value to quote.")] = None,
+    language: Annotated[list[str] | None, typer.Option(help="Only these languages (repeat).")] = None,
+    exercise: Annotated[bool, typer.Option("--exercise", help="A drill: CAP status Exercise.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Issue (or update) a warning and its CAP alert by hand; channels pick it up from the server."""
+    from haechi.alerts import manual
+    from haechi.core.clock import utcnow
+
+    try:
+        request = manual.ManualAlert(hazard=hazard, level=level, area=area, value=value, languages=language,
+                                     exercise=exercise)
+        alert = manual.issue(_engine(database_url), request, sender=get_settings().cap_sender, now=utcnow(),
+                             actor=_actor())
+    except HaechiError as exc:
+        raise _fail(exc) from exc
+    except ValueError as exc:  # pydantic: a malformed option
+        raise _fail(HaechiError(str(exc))) from exc
+    console.print(f"[green]{alert['msg_type']}[/green] {alert['identifier']} ({alert['status']})")
+    console.print(alert["headline"].get("ko") or next(iter(alert["headline"].values())))
+
+
+@alert_app.command("cancel")
+def alert_cancel(warning_id: int, database_url: DatabaseUrl = None) -> None:
+    """Cancel a warning in force (the all-clear)."""
+    from haechi.alerts import manual
+    from haechi.core.clock import utcnow
+
+    try:
+        alert = manual.cancel(_engine(database_url), warning_id, sender=get_settings().cap_sender, now=utcnow(),
+                              actor=_actor())
+    except HaechiError as exc:
+        raise _fail(exc) from exc
+    console.print(f"[green]Cancel[/green] {alert['identifier']}")
 
 
 # ── serve and demo ───────────────────────────────────────────────────────────────────────

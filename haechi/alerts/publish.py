@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -31,10 +32,13 @@ def area_of(target: Target) -> AreaFacts:
 def alert_for_change(
     conn: Connection, change: Change, target: Target, warning_id: int | None, previous: dict[str, Any] | None,
     *, sender: str, now: datetime, exercise: bool = False, created_by: str = "warnings-engine",
+    languages: list[str] | None = None, expires: datetime | None = None,
 ) -> dict[str, Any]:
     """Compose, validate against the CAP 1.2 schema and store the alert; returns its ``alert.sent`` data."""
-    alert = compose(change, area=area_of(target), sender=sender, now=now, exercise=exercise,
+    alert = compose(change, area=area_of(target), sender=sender, now=now, exercise=exercise, languages=languages,
                     previous_alert=from_xml(previous["cap_xml"]) if previous else None, audiences=AUDIENCES)
+    if expires is not None:  # an operator's own expiry replaces the hazard's default
+        alert = replace(alert, infos=tuple(replace(info, expires=expires) for info in alert.infos))
     xml = to_xml(alert)
     validate(xml)
     return store_alert(conn, alert, xml, warning_id=warning_id, hazard=change.hazard,

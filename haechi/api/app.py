@@ -28,6 +28,7 @@ from haechi.warnings.service import WarningService
 
 from . import (
     access,
+    alerts_manual,
     alerts_public,
     areas,
     disasters,
@@ -57,6 +58,7 @@ API_ROUTERS = (
     access.router,
     sensing.router,
     warnings.router,
+    alerts_manual.router,
 )
 log = logging.getLogger(__name__)
 

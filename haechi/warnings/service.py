@@ -83,25 +83,31 @@ class WarningService:
             await self.bus.publish(Event("alert.sent", alert))
 
     def record(self, change: Change, exercise: bool = False) -> dict[str, Any]:
-        """Store the warning's new state and its CAP alert, in one transaction; returns the alert event data."""
-        from haechi.alerts.publish import (
-            alert_for_change,  # the alerts capability composes the CAP message
-        )
+        return record_change(self.db, change, sender=self.sender, now=self.now(), exercise=exercise)
 
-        now = self.now()
-        with self.db.begin() as conn:
-            facts = area_facts(conn, change.area, change.hazard, change.datastream_id)
-            warning = store.active_warning(conn, change.hazard, change.area)
-            if warning is None and change.kind != "cancel":
-                warning_id = store.open_warning(conn, _warning_row(change, facts, now, exercise))
-            elif warning is not None:
-                warning_id = warning["id"]
-                store.change_warning(conn, warning_id, _warning_update(change, now))
-            else:
-                raise LookupError(f"cancel of {change.hazard} in {change.area} with no warning in force")
-            previous = store.latest_alert_of(conn, warning_id)
-            return alert_for_change(conn, change, facts, warning_id, previous, sender=self.sender, now=now,
-                                    exercise=exercise)
+
+def record_change(
+    db: Database, change: Change, *, sender: str, now: datetime, exercise: bool = False,
+    languages: list[str] | None = None, expires: datetime | None = None, created_by: str = "warnings-engine",
+) -> dict[str, Any]:
+    """Store a warning's new state and its CAP alert in one transaction; returns the alert event data."""
+    from haechi.alerts.publish import (
+        alert_for_change,  # the alerts capability composes the CAP message
+    )
+
+    with db.begin() as conn:
+        facts = area_facts(conn, change.area, change.hazard, change.datastream_id)
+        warning = store.active_warning(conn, change.hazard, change.area)
+        if warning is None and change.kind != "cancel":
+            warning_id = store.open_warning(conn, _warning_row(change, facts, now, exercise))
+        elif warning is not None:
+            warning_id = warning["id"]
+            store.change_warning(conn, warning_id, _warning_update(change, now))
+        else:
+            raise LookupError(f"cancel of {change.hazard} in {change.area} with no warning in force")
+        previous = store.latest_alert_of(conn, warning_id)
+        return alert_for_change(conn, change, facts, warning_id, previous, sender=sender, now=now,
+                                exercise=exercise, languages=languages, expires=expires, created_by=created_by)
 
 
 def _warning_row(change: Change, facts, now: datetime, exercise: bool) -> dict[str, Any]:

@@ -56,6 +56,10 @@ class AreaFacts:
 
 def area_facts(conn: Connection, area_key: str, hazard: str, datastream_id: int | None = None) -> AreaFacts:
     kind, _, ref = area_key.partition(":")
+    if kind == "dong":
+        dong = areas.get_area(conn, ref)
+        own = [({k: v for k, v in dong.items() if k != "geometry"}, 1.0)]
+        return _facts(conn, area_key, shape(dong["geometry"]), dong["name_ko"], dong["name_en"], own)
     if kind == "district":
         district = areas.get_area(conn, ref)
         own = [({k: v for k, v in district.items() if k != "geometry"}, 1.0)]

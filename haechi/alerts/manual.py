@@ -1,0 +1,96 @@
+"""Alerts by hand: an operator issues, updates or cancels an alert, or runs a drill.
+
+The same path as the engine's: a warning change for a hazard × area, targeted from the
+integrated DB, composed from the hand-written templates, validated against the CAP schema.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
+
+from haechi.core.errors import Conflict, InvalidInput, NotFound
+from haechi.store import areas
+from haechi.store import warnings as store
+from haechi.warnings.criteria import Criterion, load_criteria
+from haechi.warnings.engine import Change
+from haechi.warnings.service import record_change
+
+from .messages import library
+
+
+class ManualAlert(BaseModel):
+    """What an operator gives: the hazard and its official level, where, and optionally more."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hazard: str = Field(description="e.g. heavy_rain, fine_dust, river_flood, heat_wave")
+    level: str = Field(description="The official level: advisory, warning … (see GET /api/v1/criteria)")
+    area: str = Field(pattern=r"^\d{5}(\d{3})?$", description="District (5 digits) or dong (8 digits) code")
+    value: float | None = Field(None, description="The observed value to quote; the threshold if absent")
+    languages: list[str] | None = Field(None, description="Subset of ko, en, zh, ja, vi (all by default)")
+    expires: AwareDatetime | None = Field(None, description="When the alert expires (the hazard's default if absent)")
+    exercise: bool = Field(False, description="A drill: CAP status Exercise, marked everywhere")
+
+
+def criterion_for(hazard: str, level: str) -> Criterion:
+    found = [c for c in load_criteria() if c.hazard == hazard and c.level == level]
+    if not found:
+        known = sorted({(c.hazard, c.level) for c in load_criteria() if c.hazard == hazard})
+        if not known:
+            hazards = ", ".join(sorted({c.hazard for c in load_criteria()}))
+            raise InvalidInput(f"unknown hazard {hazard!r}; known: {hazards}", field="body.hazard")
+        raise InvalidInput(f"{hazard} has no level {level!r}; known: {', '.join(lv for _, lv in known)}",
+                           field="body.level")
+    return found[0]
+
+
+def issue(db: Engine, request: ManualAlert, *, sender: str, now: datetime, actor: str) -> dict[str, Any]:
+    """Issue (or, when one is in force there, update) the warning and its alert."""
+    criterion = criterion_for(request.hazard, request.level)
+    _check(db, request, now)
+    key = f"{'district' if len(request.area) == 5 else 'dong'}:{request.area}"
+    with db.connect() as conn:
+        kind = "update" if store.active_warning(conn, request.hazard, key) else "issue"
+    change = Change(kind, request.hazard, key, criterion, None,
+                    request.value if request.value is not None else criterion.value, now, None)
+    return record_change(db, change, sender=sender, now=now, exercise=request.exercise,
+                         languages=_cap_languages(request.languages), expires=request.expires,
+                         created_by=actor)
+
+
+def cancel(db: Engine, warning_id: int, *, sender: str, now: datetime, actor: str) -> dict[str, Any]:
+    """The all-clear of a warning in force."""
+    with db.connect() as conn:
+        warning = store.get_warning(conn, warning_id)
+    if warning["status"] != "active":
+        raise Conflict(f"warning {warning_id} is already {warning['status']}")
+    criterion = criterion_for(warning["hazard"], warning["level"])
+    change = Change("cancel", warning["hazard"], warning["area_key"], None, criterion, warning["value"], now, None)
+    return record_change(db, change, sender=sender, now=now, exercise=warning["exercise"], created_by=actor)
+
+
+def _check(db: Engine, request: ManualAlert, now: datetime) -> None:
+    if request.expires is not None and request.expires <= now:
+        raise InvalidInput(f"expires {request.expires.isoformat()} is in the past", field="body.expires")
+    with db.connect() as conn:
+        try:
+            areas.get_area(conn, request.area, geometry=False)
+        except NotFound:
+            raise InvalidInput(f"no district or dong {request.area} is loaded", field="body.area") from None
+    known = {lang.split("-")[0] for lang in library().languages}
+    for n, lang in enumerate(request.languages or []):
+        if lang.split("-")[0] not in known:
+            raise InvalidInput(f"unknown language {lang!r}; alerts are written in {', '.join(sorted(known))}",
+                               field=f"body.languages.{n}")
+
+
+def _cap_languages(requested: list[str] | None) -> list[str] | None:
+    """Short codes (ko) to the library's CAP language tags (ko-KR)."""
+    if not requested:
+        return None
+    tags = {tag.split("-")[0]: tag for tag in library().languages}
+    return [tags[lang.split("-")[0]] for lang in requested]

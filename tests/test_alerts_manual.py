@@ -1,0 +1,103 @@
+"""Alerts by hand: issue, update, cancel and drills; bad requests refused with the field named."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from haechi.alerts.cap import from_xml, validate
+from haechi.api.app import create_app
+from haechi.cities.load import load_city
+from haechi.cli import app as cli
+from haechi.store import access
+
+
+@pytest.fixture
+def world(engine):
+    load_city(engine, "seoul")
+    with engine.begin() as conn:
+        _, operator = access.create_token(conn, "situation room", "operator", center="situation_room")
+        _, citizen = access.create_token(conn, "someone", "citizen")
+        _, official = access.create_token(conn, "gangnam", "district_official", area_code="11680")
+    client = TestClient(create_app(engine))
+    auth = {name: {"Authorization": f"Bearer {token}"} for name, token in
+            (("operator", operator), ("citizen", citizen), ("official", official))}
+    return client, auth
+
+
+RAIN = {"hazard": "heavy_rain", "level": "advisory", "area": "11590", "value": 72.5}
+
+
+def test_issue_update_and_cancel_by_hand(world):
+    client, auth = world
+    issued = client.post("/api/v1/alerts", json=RAIN, headers=auth["operator"])
+    assert issued.status_code == 201, issued.text
+    assert (issued.json()["msg_type"], issued.json()["status"]) == ("Alert", "Actual")
+    xml = client.get(f"/api/v1/alerts/{issued.json()['id']}.xml").content
+    validate(xml)
+    cap = from_xml(xml)
+    assert {i.language for i in cap.infos} == {"ko-KR", "en-US", "zh-CN", "ja-JP", "vi-VN"}
+    assert any("72.5" in (i.description or "") for i in cap.infos)
+
+    updated = client.post("/api/v1/alerts", json=RAIN | {"level": "warning", "value": 95}, headers=auth["operator"])
+    assert updated.json()["msg_type"] == "Update"
+    [warning] = client.get("/api/v1/warnings").json()
+    assert (warning["hazard"], warning["level"], warning["crisis_level_ko"]) == ("heavy_rain", "warning", "경계")
+
+    cancelled = client.post(f"/api/v1/warnings/{warning['id']}/cancel", headers=auth["operator"])
+    assert cancelled.json()["msg_type"] == "Cancel"
+    assert client.get("/api/v1/warnings").json() == []
+    again = client.post(f"/api/v1/warnings/{warning['id']}/cancel", headers=auth["operator"])
+    assert again.status_code == 409
+
+
+def test_a_drill_is_an_exercise_everywhere_and_not_a_public_warning(world):
+    client, auth = world
+    drill = client.post("/api/v1/alerts", json=RAIN | {"exercise": True}, headers=auth["operator"])
+    assert drill.json()["status"] == "Exercise"
+    cap = from_xml(client.get(f"/api/v1/alerts/{drill.json()['id']}.xml", headers=auth["operator"]).content)
+    assert cap.status == "Exercise" and all(i.headline.startswith("[") for i in cap.infos)
+    assert client.get("/api/v1/warnings").json() == []  # drills never show as warnings in force
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"area": None}, "body.area"),
+    ({"area": "99999"}, "body.area"),
+    ({"languages": ["ko", "fr"]}, "body.languages.1"),
+    ({"expires": (datetime.now(UTC) - timedelta(hours=1)).isoformat()}, "body.expires"),
+    ({"hazard": "volcano"}, "body.hazard"),
+    ({"level": "catastrophic"}, "body.level"),
+    ({"colour": "red"}, "body.colour"),
+])
+def test_bad_manual_alerts_are_refused_naming_the_field(world, change, field):
+    client, auth = world
+    body = {k: v for k, v in (RAIN | change).items() if v is not None}
+    answer = client.post("/api/v1/alerts", json=body, headers=auth["operator"])
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert field in answer.text
+
+
+def test_only_operators_and_officials_in_their_district_issue_alerts(world):
+    client, auth = world
+    assert client.post("/api/v1/alerts", json=RAIN).status_code == 401
+    assert client.post("/api/v1/alerts", json=RAIN, headers=auth["citizen"]).status_code == 403
+    assert client.post("/api/v1/alerts", json=RAIN, headers=auth["official"]).status_code == 403  # not Gangnam
+    own = client.post("/api/v1/alerts", json=RAIN | {"area": "11680"}, headers=auth["official"])
+    assert own.status_code == 201
+
+
+def test_the_cli_issues_and_refuses(sqlite_engine, tmp_path, monkeypatch):
+    url = str(sqlite_engine.url)
+    monkeypatch.setenv("HAECHI_DATABASE_URL", url)
+    load_city(sqlite_engine, "seoul")
+    runner = CliRunner()
+    made = runner.invoke(cli, ["alert", "issue", "--hazard", "fine_dust", "--level", "warning", "--area", "11110",
+                               "--value", "320", "--exercise"])
+    assert made.exit_code == 0, made.output
+    assert "Exercise" in made.output
+    refused = runner.invoke(cli, ["alert", "issue", "--hazard", "fine_dust", "--level", "warning", "--area", "12345"])
+    assert refused.exit_code == 2 and "no district or dong 12345" in refused.output
