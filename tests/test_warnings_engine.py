@@ -192,3 +192,12 @@ def test_every_criterion_row_issues_above_and_stays_quiet_below(criterion):
     [(_, kind, level)] = run(1.001)
     assert (kind, level) == ("issue", c.level)
     assert run(0.99) == []
+
+
+def test_a_restored_warning_is_lifted_after_a_restart(engine):
+    assert engine.restore(5, "river_flood", "advisory")  # in force before the restart
+    assert list(engine.active()) == [("river_flood", "gauge:1018683")]
+    ten = timedelta(minutes=10)
+    changes = feed(engine, 5, [8.0] * 7, step=ten)
+    assert changes == [(5, "cancel", None)]  # six readings below 8.2 m: an hour held
+    assert not engine.restore(5, "river_flood", "no-such-level")

@@ -175,6 +175,17 @@ class Engine:
             changes += self.observe(stream_id, time, value, quality)
         return changes
 
+    def restore(self, stream_id: int, hazard: str, level: str) -> bool:
+        """Take back a warning in force from before a restart, so it can be updated and lifted."""
+        stream = self._stream(stream_id)
+        state = stream.hazards.get(hazard) if stream else None
+        criterion = next((t.criterion for t in state.trackers if t.criterion.level == level), None) if state else None
+        if criterion is None:
+            return False
+        state.active = criterion
+        self.areas[(hazard, stream.info.area(criterion))][stream_id] = criterion
+        return True
+
     def active(self) -> dict[tuple[str, str], Criterion]:
         """Warnings in force: (hazard, area) → the criterion of their level."""
         return {key: max(levels.values(), key=lambda c: c.rank) for key, levels in self.areas.items() if levels}

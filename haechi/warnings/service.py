@@ -57,7 +57,14 @@ class WarningService:
         self._unsubscribe: Callable[[], None] | None = None
 
     def start(self) -> None:
+        self.restore()
         self._unsubscribe = self.bus.subscribe("observation.stored", self.on_stored)
+
+    def restore(self) -> int:
+        """Warnings in force survive a restart: the engine takes them back, ready to update or lift."""
+        with self.db.connect() as conn:
+            active = [w for w in store.list_warnings(conn, limit=100_000) if w["datastream_id"] and not w["exercise"]]
+        return sum(self.engine.restore(w["datastream_id"], w["hazard"], w["level"]) for w in active)
 
     def stop(self) -> None:
         if self._unsubscribe:
