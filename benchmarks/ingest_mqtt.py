@@ -1,6 +1,8 @@
 """MQTT ingest throughput, and latency from publish to the SSE stream under background load.
 
 1. Throughput: publisher processes send N single-observation QoS-1 messages to the real broker;
+   and, to see the subscriber alone, the same N messages queued while the server is down, then
+   drained (timed from the server's start, start-up included);
    a `haechi serve` process (embedded SQLite, HAECHI_MQTT_URL set) stores them. Measured from the
    first publish until every observation is in the DB, beside the raw SQLite insert of the same rows.
 2. Latency: while a background publisher sends 5,000 observations/s, a probe publishes one
@@ -40,7 +42,7 @@ BROKER = ["127.0.0.1", 1883]
 BROKER_CONF = """listener {port} 127.0.0.1
 allow_anonymous true
 max_queued_messages 1000000
-max_inflight_messages 1000
+max_inflight_messages 20000
 persistence false
 """
 
@@ -138,6 +140,37 @@ def throughput(n: int, publishers: int) -> dict:
             "mqtt_pipeline_per_s": round(n / seconds), "ratio": round(raw_s / seconds, 2)}
 
 
+def drain(n: int) -> dict:
+    """The subscriber alone: messages queued by the broker for its persistent session while the
+    server was down, then drained — no publisher shares the cores while it is timed."""
+    obs = observations(list(range(1, 1001)), n)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        raw_s = raw_insert(folder, obs)
+        server, _, db = serve(folder, 1000)  # creates the persistent session and its subscription
+        server.terminate()
+        server.wait(20)
+        publish(messages_for(obs), None)  # the broker queues them for the absent subscriber
+        env = os.environ | {"HAECHI_DATABASE_URL": f"sqlite:///{db}", "HAECHI_PORT": str(free_port()),
+                            "HAECHI_MQTT_URL": f"mqtt://127.0.0.1:{BROKER[1]}"}
+        server = subprocess.Popen([sys.executable, "-m", "haechi.cli", "serve"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while (first := stored(db)) == 0:  # the clock starts with the first stored batch,
+                time.sleep(0.01)  # so the server's start-up is not counted
+            started = time.perf_counter()
+            while stored(db) < n:
+                time.sleep(0.05)
+                if time.perf_counter() - started > 600:
+                    raise RuntimeError(f"only {stored(db)} of {n} stored")
+            seconds = (time.perf_counter() - started) * n / (n - first)
+        finally:
+            server.terminate()
+            server.wait(20)
+    return {"observations": n, "raw_sqlite_per_s": round(n / raw_s),
+            "mqtt_subscriber_per_s": round(n / seconds), "ratio": round(raw_s / seconds, 2)}
+
+
 def latency(probes: int, background_rate: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         server, url, _ = serve(Path(tmp), 1001)
@@ -197,7 +230,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         broker = start_broker(Path(tmp))
         try:
-            print(json.dumps({"throughput": throughput(args.n, args.publishers),
+            print(json.dumps({"throughput": throughput(args.n, args.publishers), "drain": drain(args.n),
                               "latency": latency(args.probes, args.background)}, indent=2))
         finally:
             broker.terminate()

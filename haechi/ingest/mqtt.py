@@ -212,7 +212,7 @@ class MqttIngest:
         self, url: str, pipeline: Pipeline, *,
         topic_prefix: str = TOPIC_PREFIX,
         client_id: str = "haechi-ingest",
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         batch_wait: float = 0.01,
         max_payload: int = MAX_PAYLOAD_BYTES,
         session_expiry: int = 7 * 24 * 3600,
