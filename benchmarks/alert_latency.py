@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
 import queue
 import sqlite3
 import statistics
@@ -35,8 +34,7 @@ import orjson
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import fresh_db, make_streams, observations
-from benchmarks.ingest_http import free_port
+from benchmarks.common import fresh_db, make_streams, observations, start_server
 from benchmarks.ingest_mqtt import BROKER, messages_for, publish, start_broker, stored
 from haechi.cities.load import load_city
 from haechi.store import sensing
@@ -63,21 +61,7 @@ def prepare(folder: Path, extra: int) -> tuple[Path, int, list[int]]:
 
 
 def serve(db: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = os.environ | {"HAECHI_DATABASE_URL": f"sqlite:///{db}", "HAECHI_PORT": str(port),
-                        "HAECHI_MQTT_URL": f"mqtt://127.0.0.1:{BROKER[1]}"}
-    server = subprocess.Popen([sys.executable, "-m", "haechi.cli", "serve"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    else:
-        server.terminate()
-        raise RuntimeError("haechi serve did not answer /healthz")
+    server, url = start_server(db, mqtt_url=f"mqtt://127.0.0.1:{BROKER[1]}")
     time.sleep(1.0)  # let the MQTT subscriber connect
     return server, url
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from sqlalchemy import Engine, insert
 
 from haechi.ingest.provision import save_catalogue
@@ -56,3 +61,27 @@ def timed(fn: Callable[[], object]) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(db: Path, **settings: str) -> tuple[subprocess.Popen, str]:
+    """A real `haechi serve` process on ``db`` (extra ``HAECHI_*`` settings by name), once it answers /healthz."""
+    port = free_port()
+    env = os.environ | {"HAECHI_DATABASE_URL": f"sqlite:///{db}", "HAECHI_PORT": str(port)}
+    env |= {f"HAECHI_{name.upper()}": value for name, value in settings.items()}
+    server = subprocess.Popen([sys.executable, "-m", "haechi.cli", "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    server.terminate()
+    raise RuntimeError("haechi serve did not answer /healthz")

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +22,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import fresh_db, make_streams, median, observations, timed
+from benchmarks.common import fresh_db, make_streams, median, observations, start_server, timed
 from haechi.store import access
 from haechi.store.sensing import _sqlite_time
 
@@ -58,12 +55,6 @@ def raw_insert(folder: Path, obs: list[dict]) -> float:
     return seconds
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def http_ingest(folder: Path, body: bytes) -> tuple[float, dict]:
     """Seconds from the first byte sent to the committed report, against a `haechi serve` process."""
     engine = fresh_db(folder, "http.db")
@@ -71,18 +62,8 @@ def http_ingest(folder: Path, body: bytes) -> tuple[float, dict]:
     with engine.begin() as conn:
         _, token = access.create_token(conn, "bench", "device")
     engine.dispose()
-    port = free_port()
-    env = os.environ | {"HAECHI_DATABASE_URL": f"sqlite:///{folder / 'http.db'}", "HAECHI_PORT": str(port)}
-    server = subprocess.Popen([sys.executable, "-m", "haechi.cli", "serve"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, url = start_server(folder / "http.db")
     try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
 
         def chunks():
             for start in range(0, len(body), 1 << 20):

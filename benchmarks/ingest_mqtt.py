@@ -33,8 +33,8 @@ import orjson
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import fresh_db, make_streams, observations
-from benchmarks.ingest_http import free_port, raw_insert
+from benchmarks.common import free_port, fresh_db, make_streams, observations, start_server
+from benchmarks.ingest_http import raw_insert
 
 BROKER = ["127.0.0.1", 1883]
 #: A private broker sized for load: Mosquitto's default queue of 1,000 messages per client
@@ -89,18 +89,7 @@ def serve(folder: Path, streams: int) -> tuple[subprocess.Popen, str, Path]:
     engine = fresh_db(folder, "mqtt.db")
     make_streams(engine, streams)
     engine.dispose()
-    port = free_port()
-    env = os.environ | {"HAECHI_DATABASE_URL": f"sqlite:///{db}", "HAECHI_PORT": str(port),
-                        "HAECHI_MQTT_URL": f"mqtt://127.0.0.1:{BROKER[1]}"}
-    server = subprocess.Popen([sys.executable, "-m", "haechi.cli", "serve"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
+    server, url = start_server(db, mqtt_url=f"mqtt://127.0.0.1:{BROKER[1]}")
     time.sleep(1.0)  # let the subscriber connect
     return server, url, db
 
