@@ -17,6 +17,7 @@ import anyio.to_thread
 from sqlalchemy import Engine as Database
 from sqlalchemy import select
 
+from haechi.alerts.publish import alert_for_change
 from haechi.core.clock import utcnow
 from haechi.core.events import Bus, Event
 from haechi.ingest.catalogue import catalogue
@@ -98,10 +99,6 @@ def record_change(
     languages: list[str] | None = None, expires: datetime | None = None, created_by: str = "warnings-engine",
 ) -> dict[str, Any]:
     """Store a warning's new state and its CAP alert in one transaction; returns the alert event data."""
-    from haechi.alerts.publish import (
-        alert_for_change,  # the alerts capability composes the CAP message
-    )
-
     with db.begin() as conn:
         facts = area_facts(conn, change.area, change.hazard, change.datastream_id)
         warning = store.active_warning(conn, change.hazard, change.area)
