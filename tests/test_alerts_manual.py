@@ -101,3 +101,27 @@ def test_the_cli_issues_and_refuses(sqlite_engine, tmp_path, monkeypatch):
     assert "Exercise" in made.output
     refused = runner.invoke(cli, ["alert", "issue", "--hazard", "fine_dust", "--level", "warning", "--area", "12345"])
     assert refused.exit_code == 2 and "no district or dong 12345" in refused.output
+
+
+def test_a_warning_in_force_is_reannounced_before_its_alert_expires(world, engine):
+    import asyncio
+
+    from haechi.bus.memory import InProcessBus
+    from haechi.warnings.service import WarningService
+
+    client, auth = world
+    soon = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+    first = client.post("/api/v1/alerts", json=RAIN | {"expires": soon}, headers=auth["operator"]).json()
+    bus, sent = InProcessBus(), []
+
+    async def collect(event):
+        sent.append(event.data)
+
+    bus.subscribe("alert.sent", collect)
+    service = WarningService(engine, bus)
+    assert asyncio.run(service.refresh()) == 1
+    [update] = sent
+    assert update["msg_type"] == "Update" and update["identifier"] != first["identifier"]
+    cap = from_xml(client.get(f"/api/v1/alerts/{update['id']}.xml").content)
+    assert cap.references[-1].identifier == first["identifier"]
+    assert asyncio.run(service.refresh()) == 0  # the new alert runs for the hazard's default (3 h)

@@ -124,6 +124,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.mqtt = mqtt
     app.state.warnings = WarningService(app.state.engine, app.state.bus, sender=settings.cap_sender)
     app.state.warnings.start()
+    refresher = asyncio.create_task(app.state.warnings.keep_fresh(), name="alert-refresh")
     app.state.dispatcher = AlertDispatcher(
         app.state.engine, app.state.bus, public_url=settings.public_url or f"http://{settings.host}:{settings.port}"
     )
@@ -132,6 +133,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.warnings.stop()
+        refresher.cancel()
         await app.state.dispatcher.stop()
         if mqtt:
             await mqtt.stop()

@@ -8,9 +8,10 @@ target area and the people inside, stores it, and publishes ``warning.changed`` 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
@@ -29,6 +30,8 @@ from .engine import Change, Engine, StreamInfo
 from .targeting import area_facts
 
 log = logging.getLogger(__name__)
+#: An alert of a warning still in force is re-announced this long before it expires.
+REFRESH_BEFORE = timedelta(minutes=15)
 
 
 def describe_streams(conn) -> dict[int, StreamInfo]:
@@ -76,6 +79,38 @@ class WarningService:
             with self.db.connect() as conn:
                 self.streams = describe_streams(conn)
         return self.streams.get(stream_id)
+
+    def due_for_refresh(self, now: datetime) -> list[tuple[Change, bool]]:
+        """Warnings still in force whose latest alert expires within ``REFRESH_BEFORE``: they get an Update."""
+        due = []
+        with self.db.connect() as conn:
+            for w in store.list_warnings(conn, limit=100_000):
+                alert = store.latest_alert_of(conn, w["id"])
+                if alert is None or alert["expires"] is None or alert["expires"] - now > REFRESH_BEFORE:
+                    continue
+                criterion = next((c for c in self.engine.criteria
+                                  if c.hazard == w["hazard"] and c.level == w["level"]), None)
+                if criterion is not None:
+                    due.append((Change("update", w["hazard"], w["area_key"], criterion, criterion, w["value"], now,
+                                       w["datastream_id"]), w["exercise"]))
+        return due
+
+    async def refresh(self) -> int:
+        """Re-announce warnings in force before their alerts expire, so no alert lapses silently."""
+        due = await anyio.to_thread.run_sync(self.due_for_refresh, self.now())
+        for change, exercise in due:
+            alert = await anyio.to_thread.run_sync(
+                lambda c=change, e=exercise: record_change(self.db, c, sender=self.sender, now=self.now(), exercise=e))
+            await self.bus.publish(Event("alert.sent", alert))
+        return len(due)
+
+    async def keep_fresh(self, period_s: float = 60.0) -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("refreshing alerts of warnings in force failed; trying again in %s s", period_s)
 
     async def on_stored(self, event: Event) -> None:
         readings = [(o["datastream_id"], datetime.fromisoformat(o["phenomenon_time"]), o["result"], o["quality"])
