@@ -22,6 +22,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 AGGREGATES = frozenset({"mean", "sum", "max", "latest"})
 CRISIS_LEVELS = ("attention", "caution", "alert", "serious")  # 관심 · 주의 · 경계 · 심각
 CRISIS_KO = dict(zip(CRISIS_LEVELS, ("관심", "주의", "경계", "심각"), strict=True))
+CRISIS_RANK = {level: rank for rank, level in enumerate(CRISIS_LEVELS)}
 _DURATION = re.compile(r"^P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$")
 
 
@@ -70,7 +71,7 @@ class Criterion:
     @property
     def rank(self) -> int:
         """Higher is graver: the crisis level's place on the Korean 4-level scale."""
-        return CRISIS_LEVELS.index(self.crisis_level)
+        return CRISIS_RANK[self.crisis_level]
 
 
 def _criterion(row: dict[str, str], where: str) -> Criterion:

@@ -80,7 +80,7 @@ class Change:
 class _Tracker:
     """One criterion on one stream: its aggregate and how long its conditions have held."""
 
-    __slots__ = ("criterion", "daily", "lift_since", "met_since", "value", "window")
+    __slots__ = ("_lifted", "_met", "criterion", "daily", "lift_since", "met_since", "value", "window")
 
     def __init__(self, criterion: Criterion) -> None:
         self.criterion = criterion
@@ -89,15 +89,14 @@ class _Tracker:
         self.value: float | None = None
         self.met_since: datetime | None = None
         self.lift_since: datetime | None = None
+        self._met, self._lifted = criterion.met, criterion.lifted  # bound once: this is the hot path
 
     def add(self, time: datetime, value: float) -> None:
-        c = self.criterion
         self.value = v = self.window.add(time, value)
-        met, lifted = c.met(v), c.lifted(v)
         if self.daily:  # judged by calendar days: runs of days, see _days_held
             return
-        self.met_since = (self.met_since or time) if met else None
-        self.lift_since = (self.lift_since or time) if lifted else None
+        self.met_since = (self.met_since or time) if self._met(v) else None
+        self.lift_since = (self.lift_since or time) if self._lifted(v) else None
 
     def reset(self) -> None:
         self.met_since = self.lift_since = None
@@ -265,6 +264,8 @@ class Engine:
 
 def _next_level(hazard: _StreamHazard, now: datetime) -> Criterion | None:
     """The level in force after this reading: escalate at once, come down only once lifted."""
+    if hazard.active is None and not any(t.met_since or t.daily for t in hazard.trackers):
+        return None  # the common case: quiet, nothing building up
     qualified = [t.criterion for t in hazard.trackers if t.qualified(now)]
     top = max(qualified, key=lambda c: c.rank, default=None)
     active = hazard.active
