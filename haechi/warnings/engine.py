@@ -28,6 +28,7 @@ GAP_INTERVALS = 3
 #: Temperature and humidity are paired into an apparent temperature when this close in time.
 PAIRING = timedelta(minutes=30)
 APPARENT = "apparent_temperature_max"
+DERIVED_FROM = frozenset({"air_temperature", "relative_humidity"})  # what the apparent temperature needs
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +165,14 @@ class Engine:
         if stream is None:
             return []
         changes = self._advance(stream, time, value)
-        if stream.info.property in ("air_temperature", "relative_humidity") and stream.info.thing_id is not None:
+        if stream.info.property in DERIVED_FROM and stream.info.thing_id is not None:
             changes += self._apparent(stream.info, time, value)
         return changes
+
+    def watches(self, stream_id: int) -> bool:
+        """Whether any criterion can apply to this stream (directly or through apparent temperature)."""
+        stream = self._stream(stream_id)
+        return stream is not None and (bool(stream.hazards) or stream.info.property in DERIVED_FROM)
 
     def observe_many(self, readings: Iterable[tuple[int, datetime, float, str]]) -> list[Change]:
         changes: list[Change] = []

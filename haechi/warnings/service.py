@@ -113,8 +113,9 @@ class WarningService:
                 log.exception("refreshing alerts of warnings in force failed; trying again in %s s", period_s)
 
     async def on_stored(self, event: Event) -> None:
+        watched = self.engine.watches
         readings = [(o["datastream_id"], datetime.fromisoformat(o["phenomenon_time"]), o["result"], o["quality"])
-                    for o in event.data["observations"]]
+                    for o in event.data["observations"] if o["quality"] == "good" and watched(o["datastream_id"])]
         changes = self.engine.observe_many(readings)
         for change in changes:
             try:
