@@ -125,3 +125,11 @@ def test_a_warning_in_force_is_reannounced_before_its_alert_expires(world, engin
     cap = from_xml(client.get(f"/api/v1/alerts/{update['id']}.xml").content)
     assert cap.references[-1].identifier == first["identifier"]
     assert asyncio.run(service.refresh()) == 0  # the new alert runs for the hazard's default (3 h)
+
+
+def test_the_criteria_are_public_with_their_sources(world):
+    client, _ = world
+    rules = client.get("/api/v1/criteria").json()
+    hangang = [r for r in rules if r["scope"] == "gauge:1018683"]
+    assert {(r["level"], r["value"]) for r in hangang} >= {("advisory", 8.5), ("warning", 10.5)}
+    assert all(r["source"] and r["crisis_level_ko"] in {"관심", "주의", "경계", "심각"} for r in rules)
