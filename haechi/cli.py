@@ -262,6 +262,7 @@ def alert_issue(
         raise _fail(exc) from exc
     except ValueError as exc:  # pydantic: a malformed option
         raise _fail(HaechiError(str(exc))) from exc
+    _audit("alert.issue", alert, database_url)
     console.print(f"[green]{alert['msg_type']}[/green] {alert['identifier']} ({alert['status']})")
     console.print(alert["headline"].get("ko") or next(iter(alert["headline"].values())))
 
@@ -277,7 +278,15 @@ def alert_cancel(warning_id: int, database_url: DatabaseUrl = None) -> None:
                               actor=_actor())
     except HaechiError as exc:
         raise _fail(exc) from exc
+    _audit("alert.cancel", alert, database_url)
     console.print(f"[green]Cancel[/green] {alert['identifier']}")
+
+
+def _audit(action: str, alert: dict, database_url: str | None = None) -> None:
+    from haechi.store import access
+
+    with _engine(database_url).begin() as conn:
+        access.record(conn, _actor(), action, target=f"alert:{alert['id']}", detail={"identifier": alert["identifier"]})
 
 
 # ── serve and demo ───────────────────────────────────────────────────────────────────────

@@ -99,6 +99,8 @@ def test_the_cli_issues_and_refuses(sqlite_engine, tmp_path, monkeypatch):
                                "--value", "320", "--exercise"])
     assert made.exit_code == 0, made.output
     assert "Exercise" in made.output
+    with sqlite_engine.connect() as conn:
+        assert [e["action"] for e in access.audit_trail(conn)][:1] == ["alert.issue"]
     refused = runner.invoke(cli, ["alert", "issue", "--hazard", "fine_dust", "--level", "warning", "--area", "12345"])
     assert refused.exit_code == 2 and "no district or dong 12345" in refused.output
 
