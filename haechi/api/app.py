@@ -109,7 +109,9 @@ def create_app(
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start-up: restore the live state, subscribe to MQTT when configured, watch for silent sensors."""
+    """Start-up: restore the live state; connect the NATS bus and ingest queue and subscribe to MQTT
+    when configured; run the warnings service, the alert refresher, the webhook dispatcher and the
+    silence watcher until shutdown."""
     pipeline: Pipeline = app.state.pipeline
     await anyio.to_thread.run_sync(pipeline.warm)
     settings = app.state.settings
