@@ -83,9 +83,9 @@ class _Tracker:
 
     __slots__ = ("_lifted", "_met", "criterion", "daily", "lift_since", "met_since", "value", "window")
 
-    def __init__(self, criterion: Criterion) -> None:
+    def __init__(self, criterion: Criterion, window) -> None:
         self.criterion = criterion
-        self.window = aggregator(criterion.aggregate, criterion.window)
+        self.window = window  # shared by the stream's criteria with the same window and aggregate
         self.daily = isinstance(self.window, DailyMax)
         self.value: float | None = None
         self.met_since: datetime | None = None
@@ -208,9 +208,13 @@ class Engine:
 
     def _plan(self, info: StreamInfo) -> _Stream:
         hazards: dict[str, _StreamHazard] = {}
+        windows: dict[tuple[str, timedelta], object] = {}
         for c in self.by_property.get(info.property, ()):
             if info.applies(c):
-                hazards.setdefault(c.hazard, _StreamHazard([])).trackers.append(_Tracker(c))
+                key = (c.aggregate, c.window)
+                if key not in windows:
+                    windows[key] = aggregator(*key)
+                hazards.setdefault(c.hazard, _StreamHazard([])).trackers.append(_Tracker(c, windows[key]))
         return _Stream(info, hazards)
 
     def _advance(self, stream: _Stream, time: datetime, value: float) -> list[Change]:

@@ -27,14 +27,23 @@ class Latest:
 class Trailing:
     """Sum, mean or max over the trailing ``window``: readings older than ``time - window`` drop out."""
 
-    __slots__ = ("kind", "readings", "total", "window")
+    __slots__ = ("_at", "_result", "kind", "readings", "total", "window")
 
     def __init__(self, window: timedelta, kind: str) -> None:
         self.window, self.kind = window, kind
         self.readings: deque[tuple[datetime, float]] = deque()
         self.total = 0.0
+        self._at: datetime | None = None
+        self._result = 0.0
 
     def add(self, time: datetime, value: float) -> float:
+        """The aggregate with this reading in. The same reading offered again — by another
+        criterion sharing this window (the 3 h rain sum of advisory and warning) — counts once."""
+        if time != self._at:
+            self._at, self._result = time, self._add(time, value)
+        return self._result
+
+    def _add(self, time: datetime, value: float) -> float:
         readings = self.readings
         readings.append((time, value))
         self.total += value
