@@ -337,66 +337,74 @@ def worker(
 
 @app.command()
 def demo(
+    scenario: Annotated[str, typer.Option(help="Which scenario to replay (see --list).")] = "han-river-flood-2020",
+    speed: Annotated[float, typer.Option(help="Scenario seconds per real second (0: as fast as possible).")] = 3600,
+    headless: Annotated[bool, typer.Option("--headless", help="No server: print the timeline and exit.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the scenarios and exit.")] = False,
     port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
-    database_url: DatabaseUrl = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Default: a fresh haechi-demo.db, kept for inspection.")
+    ] = None,
 ) -> None:
-    """The main job on the embedded default: load the Seoul pack and serve it.
+    """The main job: load the Seoul pack and replay a real disaster through the live pipeline.
 
-    The flood replay arrives with the situation-room issue; until then the demo serves the city.
+    Warnings and CAP alerts unfold as the readings arrive; the server (unless --headless) shows them
+    on its API, stream and feeds. Ctrl-C stops; the database stays for inspection.
     """
-    serve(host=None, port=port, load_city=get_settings().city, database_url=database_url)
+    import asyncio
+    from pathlib import Path
+
+    from haechi.demo import run
+    from haechi.demo.replay import scenario as find
+    from haechi.demo.replay import scenarios
+
+    if list_:
+        table = Table("scenario", "제목", "title")
+        for name, s in scenarios().items():
+            table.add_row(name, s.title_ko, s.title_en)
+        console.print(table)
+        return
+    try:
+        chosen = find(scenario)
+    except HaechiError as exc:
+        raise _fail(exc) from exc
+    if database_url is None:  # a fresh database each time: a replay's alerts are new, not duplicates
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"haechi-demo.db{suffix}").unlink(missing_ok=True)
+        database_url = "sqlite:///haechi-demo.db"
+    engine = _engine(database_url)
+    load_with_progress(engine, get_settings().city)
+    try:
+        if headless:
+            asyncio.run(run.headless(engine, chosen, speed, console))
+        else:
+            asyncio.run(_serve_and_play(engine, chosen, speed, port))
+    except KeyboardInterrupt:
+        console.print("stopped; the database stays for inspection")
 
 
-# ── simulate ─────────────────────────────────────────────────────────────────────────────
+async def _serve_and_play(engine, chosen, speed: float, port: int | None) -> None:
+    import asyncio
 
+    import uvicorn
 
-@simulate_app.command("sensors")
-def simulate_sensors(
-    rate: Annotated[float, typer.Option(min=0.001, help="Observations per second, all streams together.")] = 100.0,
-    mqtt_url: Annotated[str | None, typer.Option("--mqtt-url", help="Publish to this broker: mqtt://host:1883.")] = None,
-    http_url: Annotated[str | None, typer.Option("--http-url", help="POST to this Haechi: http://host:8000.")] = None,
-    token: Annotated[str | None, typer.Option("--token", envvar="HAECHI_TOKEN", help="API token for --http-url.")] = None,
-    duration: Annotated[float | None, typer.Option(min=0, help="Seconds to run; until Ctrl-C when left out.")] = None,
-    seed: Annotated[int, typer.Option(help="Same seed, same weather.")] = 0,
-    speed: Annotated[float, typer.Option(min=0.001, help="Weather runs this many times faster than the clock.")] = 1.0,
-    topic_prefix: Annotated[str, typer.Option(help="MQTT topics: <prefix>/<datastream id>/observations.")] = "haechi/v1",
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Publish realistic sensor streams for the loaded city's station datastreams (MQTT QoS 1 or HTTP)."""
-    from rich.progress import SpinnerColumn
+    from haechi.api.app import create_app
+    from haechi.demo import run
 
-    from haechi.ingest import simulate
-
-    if (mqtt_url is None) == (http_url is None):
-        raise _fail(HaechiError("say where to publish: --mqtt-url or --http-url (one of them)"))
-    streams = simulate.load_streams(_engine(database_url))
-    if not any(simulate.simulated(s) for s in streams):
-        raise _fail(HaechiError("no station datastreams to simulate; load a city pack first (haechi city load seoul)"))
-    publisher = (simulate.MqttPublisher(mqtt_url, topic_prefix=topic_prefix) if mqtt_url
-                 else simulate.HttpPublisher(http_url, token))
-    target = mqtt_url or http_url
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.completed:,.0f} sent · {task.fields[confirmed]:,} acknowledged · "
-                          "{task.fields[backlog]:,} waiting · {task.fields[rate]:,.0f}/s"), TimeElapsedColumn())
-    count = sum(map(simulate.simulated, streams))
-    console.print(f"simulating {count} datastreams at {rate:g} observations/s → {target} (Ctrl-C stops)")
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("sensors", total=rate * duration if duration else None, confirmed=0, backlog=0, rate=0.0)
-
-        def show(p: simulate.Progress) -> None:
-            bar.update(task, completed=p.sent, confirmed=p.confirmed, backlog=p.backlog,
-                       rate=p.sent / p.elapsed_s if p.elapsed_s else 0.0)
-
-        try:
-            done = simulate.run(streams, publisher, rate, duration=duration, seed=seed, speed=speed,
-                                on_progress=show)
-        except simulate.PublishRefused as exc:
-            raise _fail(HaechiError(str(exc))) from exc
-    ending = "stopped" if done.interrupted else "done"
-    console.print(f"[green]{ending}[/green]: {done.sent:,} observations sent, {done.confirmed:,} acknowledged "
-                  f"in {done.elapsed_s:.1f} s" + (f"; {done.backlog:,} never acknowledged" if done.backlog else ""))
-    if done.skipped_streams:
-        console.print(f"not simulated (no model for their property): datastreams {done.skipped_streams}")
+    settings = get_settings()
+    app = create_app(engine, settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=port or settings.port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.05)
+    if serving.done():
+        return await serving
+    url = f"http://{settings.host}:{port or settings.port}/"
+    console.print(f"Haechi on [bold]{url}[/bold] — alerts {url}alerts.atom, live {url}api/v1/stream (Ctrl-C stops)")
+    run.show_timeline(app.state.bus, console)
+    playing = asyncio.create_task(run.play(app.state.sink, chosen, engine, speed, console))
+    await serving  # until Ctrl-C
+    playing.cancel()
 
 
 if __name__ == "__main__":

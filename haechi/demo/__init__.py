@@ -1,0 +1,1 @@
+"""Demo scenarios: real Seoul disasters replayed through the live pipeline in accelerated time."""
