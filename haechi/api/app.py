@@ -10,7 +10,6 @@ from datetime import datetime
 
 import anyio.to_thread
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 from sqlalchemy import Engine
 
 from haechi import __version__
@@ -25,6 +24,7 @@ from haechi.ingest.pipeline import Pipeline
 from haechi.ingest.queue import LocalSink, open_sink
 from haechi.ingest.watch import newly_silent
 from haechi.warnings.service import WarningService
+from haechi.web import install_pages
 
 from . import (
     access,
@@ -96,8 +96,7 @@ def create_app(
     app.include_router(subscriptions.router)
     app.include_router(sensorthings_router)
     install_docs(app)
-    # Until the situation room lands, the front door leads to the API documentation.
-    app.add_api_route("/", lambda: RedirectResponse("/docs"), include_in_schema=False)
+    install_pages(app)  # the situation room (/room, the front door) and the citizen portal (/portal)
     # Added innermost first: metrics see everything, audit sees refusals by the size limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        overrides={f"{sensing.API_PREFIX}/observations": settings.max_ingest_bytes,
