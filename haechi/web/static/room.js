@@ -1,0 +1,492 @@
+/* Haechi situation room: map, warnings, alerts, timeline, chart, issue form. Plain JS, no build. */
+(function () {
+  "use strict";
+
+  // ── labels (Korean first, English beside; the toggle swaps the order) ──────────────────────
+  const T = {
+    title: ["해치 상황실", "Haechi situation room"], skip: ["본문으로 건너뛰기", "Skip to content"],
+    map: ["지도", "Map"], shelters: ["대피소", "Shelters"], warnings: ["발효 중인 특보", "Active warnings"],
+    alerts: ["경보 발송", "Alerts"], chart: ["관측 차트", "Station chart"], station: ["관측소", "Station"],
+    timeline: ["이벤트 타임라인", "Timeline"], issue: ["경보 발령 / 훈련", "Issue alert / drill"],
+    token: ["운영자 토큰", "Operator token"], hazard: ["재난 유형", "Hazard"], level: ["단계", "Level"],
+    area: ["지역", "Area"], value: ["값 (선택)", "Value (optional)"], exercise: ["훈련", "Exercise (drill)"],
+    send: ["발령", "Issue"], detail: ["경보 상세", "Alert detail"], close: ["닫기", "Close"],
+    connecting: ["연결 중", "Connecting"], live: ["실시간", "Live"], offline: ["연결 끊김 · 재시도", "Disconnected · retrying"],
+    none_w: ["발효 중인 특보 없음", "No warnings in force"], none_a: ["경보 없음", "No alerts"],
+    since: ["발효", "since"], cancel: ["해제", "Cancel"], details: ["상세", "Details"],
+    normal: ["정상", "Normal"], legend: ["범례", "Legend"], sent: ["발송됨", "Sent"], drill: ["훈련", "Drill"],
+    need_token: ["토큰을 입력하세요", "Enter a token"], silent: ["무응답 센서", "Sensor silent"],
+    description: ["내용", "Description"], instruction: ["행동요령", "Instruction"],
+    issued: ["발령", "issued"], updated: ["변경", "updated"], cancelled: ["해제", "cancelled"],
+    quality: ["품질", "QC"], no_data: ["자료 없음", "No data"], stage: ["기준", "stage"],
+  };
+  const LEVELS = ["attention", "caution", "alert", "serious"];
+  // keep in step with --lv-* in room.css (fills); stage lines use darker shades
+  const COLOURS = { none: "#e5e7eb", attention: "#2563eb", caution: "#facc15", alert: "#f97316", serious: "#dc2626" };
+  const LINES = { attention: "#1d4ed8", caution: "#a16207", alert: "#c2410c", serious: "#b91c1c" };
+  const LEVEL_T = { attention: ["관심", "Attention"], caution: ["주의", "Caution"], alert: ["경계", "Alert"],
+    serious: ["심각", "Serious"], none: ["정상", "Normal"] };
+  const HAZARD_T = { river_flood: ["하천 홍수", "River flood"], heavy_rain: ["호우", "Heavy rain"],
+    fine_dust: ["미세먼지", "Fine dust"], asian_dust: ["황사", "Asian dust"], heat_wave: ["폭염", "Heat wave"],
+    crowd: ["인파", "Crowd"], structure: ["시설물", "Structure"], earthquake: ["지진", "Earthquake"],
+    cold_wave: ["한파", "Cold wave"], typhoon: ["태풍", "Typhoon"] };
+  const OFFICIAL_T = { advisory: ["주의보", "Advisory"], warning: ["경보", "Warning"], major_warning: ["대홍수경보", "Major warning"] };
+
+  let lang = sessionStorage.getItem("haechi.lang") || "ko";
+  let latest = ""; // newest phenomenon time seen
+  const pair = (p) => (p ? (lang === "ko" ? p[0] + " · " + p[1] : p[1] + " · " + p[0]) : "");
+  const one = (p) => (p ? (lang === "ko" ? p[0] : p[1]) : "");
+  const t = (k) => pair(T[k]);
+  const lv = (l) => pair(LEVEL_T[l] || [l, l]);
+  const hz = (h) => pair(HAZARD_T[h] || [h, h.replace(/_/g, " ")]);
+  const esc = (s) => String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  const $ = (id) => document.getElementById(id);
+  const fmtTime = (iso) => {
+    if (!iso) return "";
+    const d = new Date(iso);
+    if (isNaN(d)) return esc(iso);
+    return d.toLocaleString(lang === "ko" ? "ko-KR" : "en-GB", { timeZone: "Asia/Seoul", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+  };
+  const fmtNum = (v) => (typeof v === "number" ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2)) : esc(v));
+  async function getJSON(url) {
+    const r = await fetch(url, { headers: { Accept: "application/json" } });
+    if (!r.ok) throw new Error(url + " → " + r.status);
+    return r.json();
+  }
+  function debounce(fn, ms) { let h; return () => { clearTimeout(h); h = setTimeout(fn, ms); }; }
+
+  // ── state ──────────────────────────────────────────────────────────────────────────────────
+  const S = { districts: {}, state: {}, stages: {}, warnings: [], alerts: [], criteria: [], gauges: [],
+    markers: {}, districtLayer: null, shelterLayer: null, chart: null, chartId: null, chartData: [[], []] };
+
+  // ── map ───────────────────────────────────────────────────────────────────────────────────
+  const map = L.map("map", { zoomControl: true, attributionControl: true, zoomSnap: 0.25, preferCanvas: false });
+  map.attributionControl.setPrefix(false).addAttribution("NGII 행정구역 경계 · admin boundaries");
+
+  function districtLevels() {
+    const out = {};
+    for (const w of S.warnings) {
+      const code = String(w.area_code || "").slice(0, 5);
+      const l = w.crisis_level;
+      if (!code || LEVELS.indexOf(l) < 0) continue;
+      if (!out[code] || LEVELS.indexOf(l) > LEVELS.indexOf(out[code])) out[code] = l;
+    }
+    return out;
+  }
+
+  function styleDistricts() {
+    if (!S.districtLayer) return;
+    const levels = districtLevels();
+    S.districtLayer.eachLayer((layer) => {
+      const p = layer.feature.properties;
+      const l = levels[p.code] || "none";
+      layer.setStyle({ fillColor: COLOURS[l], color: "#334155", weight: 1, fillOpacity: l === "none" ? 0.35 : 0.6 });
+      const el = layer.getElement && layer.getElement();
+      if (el) { el.setAttribute("data-code", p.code); el.setAttribute("data-level", l); }
+      const name = lang === "ko" ? p.name_ko : p.name_en;
+      const lab = l === "none" ? "" : `<br><span class="lvl-tag lv-${l}">${esc(one(LEVEL_T[l]))}</span>`;
+      layer.setTooltipContent(`<span>${esc(name)}</span>${lab}`);
+    });
+  }
+
+  function drawDistricts(fc) {
+    S.districtLayer = L.geoJSON(fc, {
+      style: { color: "#334155", weight: 1, fillColor: COLOURS.none, fillOpacity: 0.35 },
+      onEachFeature: (f, layer) => {
+        S.districts[f.properties.code] = f.properties;
+        layer.bindTooltip(f.properties.name_ko, { permanent: true, direction: "center", className: "district-label" });
+        layer.on("click", () => {
+          const a = $("f-area"); if (a) a.value = f.properties.code;
+        });
+      },
+    }).addTo(map);
+    map.fitBounds(S.districtLayer.getBounds(), { padding: [4, 4] });
+    styleDistricts();
+  }
+
+  function legend() {
+    const items = ["none"].concat(LEVELS).map((l) => `<li><span class="swatch lv-${l}" aria-hidden="true"></span>${esc(lv(l))}</li>`);
+    items.push(`<li><span class="swatch dot" aria-hidden="true"></span>${esc(pair(["관측소", "Station"]))}</li>`);
+    $("legend").innerHTML = items.join("");
+    $("legend").setAttribute("aria-label", t("legend"));
+  }
+
+  // stages of a datastream: from the gauge at the same place and its criteria (scope gauge:<ref>)
+  function stagesFor(ds) {
+    if (ds.property !== "water_level") return [];
+    const g = S.gauges.find((p) => Math.abs(p.lon - ds.lon) < 1e-4 && Math.abs(p.lat - ds.lat) < 1e-4);
+    if (!g) return [];
+    const rules = S.criteria.filter((c) => c.scope === "gauge:" + g.ref && c.property === "water_level");
+    if (rules.length) return rules.map((c) => ({ value: c.value, level: c.crisis_level, official: c.level })).sort((a, b) => a.value - b.value);
+    const out = [];
+    if (g.advisory_stage_m != null) out.push({ value: g.advisory_stage_m, level: "caution", official: "advisory" });
+    if (g.warning_stage_m != null) out.push({ value: g.warning_stage_m, level: "alert", official: "warning" });
+    return out;
+  }
+  function exceeded(ds) {
+    let top = "none";
+    for (const s of S.stages[ds.datastream_id] || []) if (typeof ds.result === "number" && ds.result >= s.value) top = s.level;
+    return top;
+  }
+
+  function markerTooltip(ds) {
+    const st = S.stages[ds.datastream_id] || [];
+    const ex = exceeded(ds);
+    const stTxt = st.map((s) => `${esc(one(OFFICIAL_T[s.official] || [s.official, s.official]))} ${fmtNum(s.value)}`).join(", ");
+    return `<strong>${esc(ds.name)}</strong><br>${fmtNum(ds.result)} ${esc(ds.unit)} · ${esc(one(T.quality))}: ${esc(ds.quality)}` +
+      (ds.silent ? ` · ${esc(one(T.silent))}` : "") + `<br>${fmtTime(ds.phenomenon_time)}` +
+      (st.length ? `<br>${esc(one(T.stage))}: ${stTxt}<br><span class="lvl-tag lv-${ex}">${esc(one(LEVEL_T[ex]))}</span>` : "");
+  }
+
+  function upsertMarker(ds) {
+    if (ds.lon == null || ds.lat == null) return;
+    const ex = exceeded(ds);
+    const colour = ds.silent || ds.quality === "bad" ? "#6b7280" : (ex === "none" ? "#0f4c81" : COLOURS[ex]);
+    let m = S.markers[ds.datastream_id];
+    // several datastreams share a gauge: offset discharge markers a little so both can be clicked
+    const off = ds.property === "water_level" ? 0 : 0.004;
+    if (!m) {
+      m = L.circleMarker([ds.lat + off, ds.lon], { radius: ds.property === "water_level" ? 9 : 6, weight: 2, color: "#111827", fillOpacity: 0.95 })
+        .addTo(map).bindTooltip("", { direction: "top" });
+      m.on("click", () => selectStation(ds.datastream_id));
+      S.markers[ds.datastream_id] = m;
+      const el = m.getElement();
+      if (el) { el.setAttribute("data-datastream", ds.datastream_id); el.setAttribute("tabindex", "0"); el.setAttribute("role", "button");
+        el.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); selectStation(ds.datastream_id); } }); }
+    }
+    m.setStyle({ fillColor: colour });
+    const el = m.getElement();
+    if (el) { el.setAttribute("data-level", ex); el.setAttribute("aria-label", `${ds.name} ${fmtNum(ds.result)} ${ds.unit} ${LEVEL_T[ex][0]}`); }
+    m.setTooltipContent(markerTooltip(ds));
+  }
+
+  async function loadShelters() {
+    if (S.shelterLayer) return;
+    S.shelterLayer = L.layerGroup();
+    try {
+      const list = await getJSON("/api/v1/places?kind=shelter");
+      for (const p of list) {
+        if (p.lon == null) continue;
+        L.circleMarker([p.lat, p.lon], { radius: 3, color: "#065f46", weight: 1, fillColor: "#10b981", fillOpacity: 1 })
+          .bindTooltip(esc(lang === "ko" ? p.name_ko || p.name_en : p.name_en || p.name_ko)).addTo(S.shelterLayer);
+      }
+      if (!list.length) addTimeline("info", pair(["대피소 자료 없음", "No shelters loaded"]));
+    } catch (e) { console.warn(e); }
+  }
+  $("toggle-shelters").addEventListener("change", async (e) => {
+    if (e.target.checked) { await loadShelters(); S.shelterLayer.addTo(map); } else if (S.shelterLayer) map.removeLayer(S.shelterLayer);
+  });
+
+  // ── warnings ──────────────────────────────────────────────────────────────────────────────
+  function areaName(code) {
+    const d = S.districts[String(code || "").slice(0, 5)];
+    if (!d) return esc(code || "");
+    return esc(lang === "ko" ? d.name_ko : d.name_en) + (String(code).length > 5 ? ` (${esc(code)})` : "");
+  }
+  function renderWarnings() {
+    const ul = $("warnings");
+    const ws = S.warnings.slice().sort((a, b) => LEVELS.indexOf(b.crisis_level) - LEVELS.indexOf(a.crisis_level));
+    if (!ws.length) { ul.innerHTML = `<li class="empty">${esc(t("none_w"))}</li>`; return; }
+    ul.innerHTML = ws.map((w) => `<li class="warning-item" data-level="${esc(w.crisis_level)}" data-id="${esc(w.id)}">
+      <span class="lvl-tag lv-${esc(w.crisis_level)}">${esc(lv(w.crisis_level))}</span>
+      <span class="w-main"><strong>${esc(hz(w.hazard))}</strong> ${esc(one(OFFICIAL_T[w.level] || [w.level, w.level]))}
+      · ${areaName(w.area_code)}<br><span class="muted">${fmtNum(w.value)} ${esc(w.unit || "")} · ${esc(one(T.since))} ${fmtTime(w.issued_at)}</span></span>
+      <button type="button" class="small cancel-w" data-id="${esc(w.id)}" aria-label="${esc(one(T.cancel))} ${esc(w.hazard)} ${esc(w.area_code)}">${esc(one(T.cancel))}</button></li>`).join("");
+  }
+  async function loadWarnings() {
+    try { S.warnings = await getJSON("/api/v1/warnings"); } catch (e) { console.warn(e); return; }
+    renderWarnings(); styleDistricts();
+  }
+  const reloadWarnings = debounce(loadWarnings, 300);
+  $("warnings").addEventListener("click", async (e) => {
+    const b = e.target.closest(".cancel-w"); if (!b) return;
+    const token = $("f-token").value.trim();
+    if (!token) { showError(t("need_token")); $("f-token").focus(); return; }
+    const r = await fetch(`/api/v1/warnings/${b.dataset.id}/cancel`, { method: "POST", headers: { Authorization: "Bearer " + token } });
+    if (!r.ok) showError(await problem(r)); else { showError(""); reloadWarnings(); }
+  });
+
+  // ── alerts ────────────────────────────────────────────────────────────────────────────────
+  const langCode = () => (lang === "ko" ? "ko-KR" : "en-US");
+  function headlineOf(a) {
+    if (a.headline && typeof a.headline === "object") return a.headline[langCode()] || a.headline["ko-KR"] || Object.values(a.headline)[0];
+    const cap = capOf(a);
+    const infos = (cap && cap.info) || [];
+    const list = Array.isArray(infos) ? infos : [infos];
+    const hit = list.find((i) => i.language === langCode()) || list.find((i) => (i.language || "").startsWith(lang)) || list[0];
+    return (hit && hit.headline) || a.headline || a.identifier || "";
+  }
+  function capOf(a) {
+    const c = a.cap || a.cap_json || (S.caps && S.caps[a.id]);
+    return c ? (typeof c === "string" ? safeParse(c) : c) : null;
+  }
+  // the list has no CAP text: fetch each alert's JSON once for its headlines (cached)
+  S.caps = {}; S.liveAlerts = {};
+  async function fetchCaps() {
+    const missing = S.alerts.slice(0, 30).filter((a) => !capOf(a) && a.id != null);
+    await Promise.all(missing.map((a) => getJSON(`/api/v1/alerts/${a.id}`).then((d) => { S.caps[a.id] = d.cap || d.cap_json || d; }).catch(() => {})));
+    if (missing.length) renderAlerts();
+  }
+  function safeParse(s) { try { return JSON.parse(s); } catch (e) { return null; } }
+  function renderAlerts() {
+    const ul = $("alerts");
+    if (!S.alerts.length) { ul.innerHTML = `<li class="empty">${esc(t("none_a"))}</li>`; return; }
+    ul.innerHTML = S.alerts.slice(0, 50).map((a) => {
+      const drill = a.status === "Exercise";
+      return `<li class="alert-item" data-id="${esc(a.id)}">
+      ${a.crisis_level ? `<span class="lvl-tag lv-${esc(a.crisis_level)}">${esc(one(LEVEL_T[a.crisis_level] || [a.crisis_level, a.crisis_level]))}</span>` : ""}
+      <span class="tag">${esc(a.msg_type || "")}</span>${drill ? ` <span class="tag drill">${esc(t("drill"))}</span>` : ""}
+      <span class="a-main">${esc(headlineOf(a))}<br><span class="muted">${esc(hz(a.hazard || ""))} · ${fmtTime(a.sent)}</span></span>
+      <button type="button" class="small detail-a" data-id="${esc(a.id)}">${esc(one(T.details))}</button></li>`;
+    }).join("");
+  }
+  async function loadAlerts() {
+    try { const list = await getJSON("/api/v1/alerts"); S.alerts = Array.isArray(list) ? list : list.items || []; } catch (e) { console.warn(e); return; }
+    // alerts seen on the stream but not in the public list (e.g. drills) stay visible
+    for (const a of Object.values(S.liveAlerts)) if (!S.alerts.some((x) => x.id === a.id)) S.alerts.push(a);
+    S.alerts.sort((a, b) => String(b.sent).localeCompare(String(a.sent)));
+    renderAlerts(); fetchCaps();
+  }
+  const reloadAlerts = debounce(loadAlerts, 300);
+  $("alerts").addEventListener("click", async (e) => {
+    const b = e.target.closest(".detail-a"); if (!b) return;
+    const box = $("alert-detail");
+    box.textContent = "…";
+    $("alert-dialog").showModal();
+    try {
+      const a = await getJSON(`/api/v1/alerts/${b.dataset.id}`);
+      const cap = capOf(a) || a;
+      S.caps[a.id] = cap;
+      let infos = (cap && cap.info) || a.info || [];
+      if (!Array.isArray(infos)) infos = [infos];
+      infos = infos.slice().sort((x, y) => (y.language === langCode()) - (x.language === langCode()));
+      box.innerHTML = `<p class="muted">${esc(a.identifier || "")} · ${esc(a.msg_type || "")} · ${esc(a.status || "")} · ${fmtTime(a.sent)}</p>` +
+        infos.map((i) => `<section lang="${esc((i.language || "").slice(0, 2))}" class="info"><h3>${esc(i.language)} — ${esc(i.headline)}</h3>
+        <p><strong>${esc(t("description"))}</strong>: ${esc(i.description)}</p>
+        <p><strong>${esc(t("instruction"))}</strong>: ${esc(i.instruction)}</p></section>`).join("");
+    } catch (err) { box.textContent = String(err); }
+  });
+
+  // ── timeline ──────────────────────────────────────────────────────────────────────────────
+  function addTimeline(kind, html, level, when) {
+    const ol = $("timeline");
+    const li = document.createElement("li");
+    li.className = "timeline-item";
+    li.dataset.kind = kind;
+    if (level) li.dataset.level = level;
+    li.innerHTML = `<time>${fmtTime(when || new Date().toISOString())}</time> ` +
+      (level && LEVELS.indexOf(level) >= 0 ? `<span class="lvl-tag lv-${level}">${esc(one(LEVEL_T[level]))}</span> ` : "") + html;
+    ol.insertBefore(li, ol.firstChild);
+    while (ol.children.length > 100) ol.removeChild(ol.lastChild);
+  }
+
+  // ── chart ─────────────────────────────────────────────────────────────────────────────────
+  function fillStations() {
+    const sel = $("station-select");
+    const list = Object.values(S.state).sort((a, b) => a.datastream_id - b.datastream_id);
+    sel.innerHTML = list.map((d) => `<option value="${d.datastream_id}">${esc(d.name)} (${esc(d.unit)})</option>`).join("");
+    const first = list.find((d) => d.property === "water_level" && (S.stages[d.datastream_id] || []).length) || list[0];
+    if (first) selectStation(first.datastream_id);
+  }
+  $("station-select").addEventListener("change", (e) => selectStation(Number(e.target.value)));
+
+  async function selectStation(id) {
+    S.chartId = id;
+    $("station-select").value = String(id);
+    const ds = S.state[id];
+    let obs = [];
+    try {
+      const q = "$top=200&$orderby=" + encodeURIComponent("phenomenonTime desc") + "&$select=phenomenonTime,result";
+      const r = await getJSON(`/sta/v1.1/Datastreams(${id})/Observations?${q}`);
+      obs = r.value || [];
+    } catch (e) { console.warn(e); }
+    if (S.chartId !== id) return;
+    obs = obs.filter((o) => typeof o.result === "number").reverse();
+    S.chartData = [obs.map((o) => Date.parse(o.phenomenonTime) / 1000), obs.map((o) => o.result)];
+    drawChart(ds);
+  }
+
+  function chartSeriesData() {
+    const stages = S.stages[S.chartId] || [];
+    return [S.chartData[0], S.chartData[1]].concat(stages.map((s) => S.chartData[0].map(() => s.value)));
+  }
+
+  function chartHeight() {
+    const panel = $("chart").parentElement.getBoundingClientRect(), box = $("chart").getBoundingClientRect();
+    return Math.max(140, Math.floor(panel.bottom - box.top - 44)); // room for uPlot's legend
+  }
+
+  function drawChart(ds) {
+    const box = $("chart");
+    if (S.chart) { S.chart.destroy(); S.chart = null; }
+    box.innerHTML = "";
+    if (!ds) return;
+    const stages = S.stages[ds.datastream_id] || [];
+    const series = [{ label: lang === "ko" ? "시각" : "Time", value: (u, v) => (v == null ? "" : fmtTime(new Date(v * 1000).toISOString())) },
+      { label: `${ds.name} (${ds.unit})`, stroke: "#0f4c81", width: 2 }]
+      .concat(stages.map((s) => ({ label: `${one(OFFICIAL_T[s.official] || [s.official, s.official])} ${s.value} ${ds.unit}`,
+        stroke: LINES[s.level] || "#b91c1c", dash: [6, 4], width: 1.5, points: { show: false } })));
+    const w = Math.max(280, box.clientWidth || 400);
+    const opts = { width: w, height: chartHeight(), series, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Asia/Seoul"),
+      scales: { y: { range: (u, min, max) => {
+        const vals = [min, max].concat(stages.map((s) => s.value)).filter((v) => v != null && isFinite(v));
+        const lo = Math.min.apply(null, vals), hi = Math.max.apply(null, vals), pad = (hi - lo) * 0.08 || 1;
+        return [lo - pad, hi + pad]; } } },
+      axes: [{}, { label: ds.unit, size: 56 }] };
+    S.chart = new uPlot(opts, chartSeriesData(), box);
+    box.setAttribute("aria-label", `${ds.name}: ${S.chartData[1].length} ${lang === "ko" ? "개 관측값" : "observations"}, ` +
+      `${lang === "ko" ? "최근" : "latest"} ${fmtNum(ds.result)} ${ds.unit}` + (stages.length ? `; ${stages.map((s) => s.official + " " + s.value).join(", ")}` : ""));
+  }
+
+  function chartAppend(o) {
+    if (!S.chart || o.datastream_id !== S.chartId || typeof o.result !== "number") return;
+    const ts = Date.parse(o.phenomenon_time) / 1000;
+    const xs = S.chartData[0];
+    if (xs.length && ts <= xs[xs.length - 1]) return;
+    xs.push(ts); S.chartData[1].push(o.result);
+    if (xs.length > 400) { xs.shift(); S.chartData[1].shift(); }
+    S.chart.setData(chartSeriesData());
+  }
+
+  // ── issue form ────────────────────────────────────────────────────────────────────────────
+  function showError(msg) { $("issue-error").textContent = msg || ""; }
+  async function problem(r) {
+    try { const j = await r.json(); return (j.title ? j.title + ": " : "") + (j.detail || JSON.stringify(j)); } catch (e) { return r.status + " " + r.statusText; }
+  }
+  function fillForm() {
+    const hazards = [...new Set(S.criteria.map((c) => c.hazard))];
+    const hsel = $("f-hazard"), prevH = hsel.value;
+    hsel.innerHTML = hazards.map((h) => `<option value="${esc(h)}">${esc(hz(h))}</option>`).join("");
+    if (prevH) hsel.value = prevH;
+    fillLevels();
+    const asel = $("f-area"), prevA = asel.value;
+    asel.innerHTML = Object.values(S.districts).sort((a, b) => a.code.localeCompare(b.code))
+      .map((d) => `<option value="${esc(d.code)}">${esc(lang === "ko" ? d.name_ko + " · " + d.name_en : d.name_en + " · " + d.name_ko)}</option>`).join("");
+    if (prevA) asel.value = prevA;
+  }
+  function fillLevels() {
+    const h = $("f-hazard").value, lsel = $("f-level"), prev = lsel.value;
+    const seen = new Set();
+    lsel.innerHTML = S.criteria.filter((c) => c.hazard === h && !seen.has(c.level) && seen.add(c.level))
+      .map((c) => `<option value="${esc(c.level)}">${OFFICIAL_T[c.level] ? esc(one(OFFICIAL_T[c.level])) + " — " : ""}${esc(lv(c.crisis_level))}</option>`).join("");
+    if (prev) lsel.value = prev;
+  }
+  $("f-hazard").addEventListener("change", fillLevels);
+  $("f-token").value = sessionStorage.getItem("haechi.token") || "";
+  $("f-token").addEventListener("change", (e) => sessionStorage.setItem("haechi.token", e.target.value.trim()));
+  $("issue-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showError(""); $("issue-ok").textContent = "";
+    const token = $("f-token").value.trim();
+    sessionStorage.setItem("haechi.token", token);
+    if (!token) { showError(t("need_token")); $("f-token").focus(); return; }
+    const body = { hazard: $("f-hazard").value, level: $("f-level").value, area: $("f-area").value, exercise: $("f-exercise").checked };
+    const v = $("f-value").value;
+    if (v !== "") body.value = Number(v);
+    try {
+      const r = await fetch("/api/v1/alerts", { method: "POST", headers: { "Content-Type": "application/json", Authorization: "Bearer " + token, Accept: "application/json" }, body: JSON.stringify(body) });
+      if (!r.ok) { showError(await problem(r)); return; }
+      const a = await r.json().catch(() => ({}));
+      $("issue-ok").textContent = `${t("sent")}: ${a.identifier || a.id || ""}`;
+      reloadAlerts();
+    } catch (err) { showError(String(err)); }
+  });
+
+  // ── language ──────────────────────────────────────────────────────────────────────────────
+  function applyLang() {
+    document.documentElement.lang = lang;
+    document.title = t("title");
+    document.querySelectorAll("[data-i18n]").forEach((el) => {
+      const k = el.dataset.i18n;
+      if (k === "connecting") return;
+      el.textContent = t(k);
+    });
+    const b = $("lang-toggle");
+    b.textContent = lang === "ko" ? "English" : "한국어";
+    b.setAttribute("aria-pressed", String(lang === "en"));
+    b.setAttribute("lang", lang === "ko" ? "en" : "ko");
+    b.title = lang === "ko" ? "영어로 전환 · Switch to English" : "Switch to Korean · 한국어로 전환";
+    $("map").setAttribute("aria-label", pair(["서울 지도", "Map of Seoul"]));
+    setConn($("conn").dataset.state);
+    if (typeof latest !== "undefined" && latest) $("clock").textContent = fmtTime(latest);
+    legend(); renderWarnings(); renderAlerts(); styleDistricts(); fillForm();
+    Object.values(S.state).forEach(upsertMarker);
+    if (S.chartId != null && S.state[S.chartId]) drawChart(S.state[S.chartId]);
+  }
+  $("lang-toggle").addEventListener("click", () => { lang = lang === "ko" ? "en" : "ko"; sessionStorage.setItem("haechi.lang", lang); applyLang(); });
+
+  function setConn(state) {
+    const c = $("conn");
+    c.dataset.state = state;
+    c.textContent = t(state === "live" ? "live" : state === "offline" ? "offline" : "connecting");
+  }
+
+  // ── live stream ───────────────────────────────────────────────────────────────────────────
+  function connect() {
+    const es = new EventSource("/api/v1/stream?types=" + encodeURIComponent("observation.>,warning.>,alert.>,sensor.>"));
+    es.onopen = () => setConn("live");
+    es.onerror = () => setConn("offline");
+    es.addEventListener("observation", (ev) => {
+      const o = safeParse(ev.data); if (!o) return;
+      const ds = S.state[o.datastream_id];
+      if (ds) {
+        const before = exceeded(ds);
+        Object.assign(ds, { result: o.result, quality: o.quality, phenomenon_time: o.phenomenon_time, silent: false });
+        upsertMarker(ds);
+        const after = exceeded(ds);
+        if (after !== before) addTimeline("stage", `${esc(ds.name)} ${fmtNum(ds.result)} ${esc(ds.unit)}`, after === "none" ? null : after, o.phenomenon_time);
+        if (o.quality && o.quality !== "good") addTimeline("qc", `${esc(ds.name)}: ${esc(one(T.quality))} ${esc(o.quality)}`, null, o.phenomenon_time);
+      } else if (!S.refreshing) {
+        // A station reporting for the first time: fetch its profile, then list and map it.
+        S.refreshing = getJSON("/api/v1/state").then((state) => {
+          for (const d of state) {
+            if (!S.state[d.datastream_id]) { S.state[d.datastream_id] = d; S.stages[d.datastream_id] = stagesFor(d); upsertMarker(d); }
+          }
+          const keep = S.chartId; fillStations(); if (keep != null) selectStation(keep);
+        }).catch(() => {}).finally(() => { S.refreshing = null; });
+      }
+      chartAppend(o);
+      if (o.phenomenon_time > latest) { latest = o.phenomenon_time; $("clock").textContent = fmtTime(latest); }
+    });
+    es.addEventListener("warning.changed", (ev) => {
+      const w = safeParse(ev.data) || {};
+      const kind = { issue: "issued", update: "updated", cancel: "cancelled" }[w.kind] || w.kind;
+      const area = typeof w.area === "object" && w.area ? (w.area.code || w.area.key || JSON.stringify(w.area)) : w.area;
+      addTimeline("warning", `<strong>${esc(hz(w.hazard || ""))}</strong> ${esc(one(OFFICIAL_T[w.level] || [w.level || "", w.level || ""]))} ` +
+        `${esc(T[kind] ? one(T[kind]) : kind)} · ${areaName(area)}${w.value != null ? " · " + fmtNum(w.value) : ""}`, w.crisis_level, w.at);
+      reloadWarnings();
+    });
+    es.addEventListener("alert.sent", (ev) => {
+      const a = safeParse(ev.data) || {};
+      addTimeline("alert", `📢 ${esc(headlineOf(a))}${a.status === "Exercise" ? ` <span class="tag drill">${esc(one(T.drill))}</span>` : ""}`, a.crisis_level);
+      if (a.id != null) S.liveAlerts[a.id] = Object.assign({ sent: new Date().toISOString() }, a);
+      if (a.id != null && !S.alerts.some((x) => x.id === a.id)) { S.alerts.unshift(Object.assign({ sent: new Date().toISOString() }, a)); renderAlerts(); }
+      reloadAlerts();
+    });
+    es.addEventListener("sensor.silent", (ev) => {
+      const s = safeParse(ev.data) || {};
+      const ds = S.state[s.datastream_id];
+      if (ds) { ds.silent = true; upsertMarker(ds); }
+      addTimeline("silent", `${esc(one(T.silent))}: ${esc(ds ? ds.name : s.datastream_id || s.name || "")}`);
+    });
+  }
+
+  // ── start ─────────────────────────────────────────────────────────────────────────────────
+  async function start() {
+    applyLang();
+    const [fc, state, criteria, gauges] = await Promise.all([
+      getJSON("/api/v1/areas.geojson?level=district"), getJSON("/api/v1/state"),
+      getJSON("/api/v1/criteria").catch(() => []), getJSON("/api/v1/places?kind=river_gauge").catch(() => [])]);
+    S.criteria = criteria; S.gauges = gauges;
+    drawDistricts(fc);
+    for (const ds of state) { S.state[ds.datastream_id] = ds; S.stages[ds.datastream_id] = stagesFor(ds); upsertMarker(ds);
+      if (ds.phenomenon_time > latest) latest = ds.phenomenon_time; }
+    $("clock").textContent = fmtTime(latest);
+    fillForm(); fillStations();
+    await Promise.all([loadWarnings(), loadAlerts()]);
+    connect();
+    window.addEventListener("resize", debounce(() => { if (S.chart) S.chart.setSize({ width: $("chart").clientWidth, height: chartHeight() }); map.invalidateSize(); }, 200));
+  }
+  start().catch((e) => { console.error(e); setConn("offline"); addTimeline("error", esc(String(e))); });
+  window.haechiRoom = S;
+})();

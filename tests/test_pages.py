@@ -1,0 +1,115 @@
+"""The situation room and the citizen portal in a real browser (Debian's Chromium via Playwright):
+live updates during an event, a station chart, language switching, hazard reports good and bad,
+and an automated accessibility check. Screenshots go to docs/screenshots/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import LiveServer, service_unavailable
+
+from haechi.api.app import create_app
+from haechi.cities.load import load_city
+from haechi.store import access, sensing
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        service_unavailable("Chromium", f"{CHROMIUM} is not installed (Debian package chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    from haechi.store import open_db
+
+    engine = open_db(f"sqlite:///{tmp_path_factory.mktemp('pages') / 'haechi.db'}")
+    load_city(engine, "seoul")
+    with engine.begin() as conn:
+        tokens = {role: access.create_token(conn, role, role, **extra)[1] for role, extra in (
+            ("device", {}), ("citizen", {}), ("operator", {"center": "situation_room"}))}
+        level = next(p["id"] for p in sensing.stream_profiles(conn) if p["name"] == "Hangang Bridge water level")
+    with LiveServer(create_app(engine)) as server:
+        yield server.url, tokens, level
+    engine.dispose()
+
+
+def _axe_serious(page) -> list[str]:
+    page.add_script_tag(url="/vendor/axe-core/axe.min.js")
+    found = page.evaluate("async () => (await axe.run()).violations"
+                          ".filter(v => ['serious', 'critical'].includes(v.impact)).map(v => v.id)")
+    return found
+
+
+def test_the_situation_room_follows_a_flood_live(browser, city):
+    url, tokens, level = city
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{url}/room")
+    page.wait_for_function("document.querySelectorAll('#map [data-code]').length === 25")
+    for i, value in enumerate([8.0, 8.6, 8.9]):  # the Hangang Bridge gauge crosses its 8.5 m stage
+        httpx.post(f"{url}/api/v1/observations", headers={"Authorization": f"Bearer {tokens['device']}"},
+                   json=[{"datastream_id": level, "result": value,
+                          "phenomenon_time": (T0 + timedelta(minutes=10 * i)).isoformat()}])
+    page.wait_for_selector("#warnings .warning-item", timeout=15_000)
+    page.wait_for_selector("#timeline .timeline-item", timeout=15_000)
+    assert "river_flood" in page.inner_text("#warnings") or "홍수" in page.inner_text("#warnings")
+    page.select_option("#station-select", str(level))
+    page.wait_for_selector("#chart canvas", timeout=10_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "situation-room.png"))
+    assert _axe_serious(page) == []
+    page.close()
+
+
+def test_the_citizen_portal_shows_alerts_and_takes_reports(browser, city):
+    url, tokens, _ = city
+    issued = httpx.post(f"{url}/api/v1/alerts", headers={"Authorization": f"Bearer {tokens['operator']}"},
+                        json={"hazard": "heavy_rain", "level": "warning", "area": "11590", "value": 95})
+    assert issued.status_code == 201
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(f"{url}/portal")
+    page.select_option("#lang-select", "en")
+    page.select_option("#area-select", "11590")
+    page.wait_for_function("document.querySelector('#alerts').innerText.includes('heavy rain') || "
+                           "document.querySelector('#alerts').innerText.toLowerCase().includes('rain')",
+                           timeout=15_000)
+    page.select_option("#lang-select", "ko")
+    page.wait_for_function("document.querySelector('#alerts').innerText.includes('호우')", timeout=10_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "citizen-portal.png"))
+    assert _axe_serious(page) == []
+    page.close()
+
+
+def test_a_hazard_report_is_refused_clearly_then_accepted(browser, city):
+    url, tokens, _ = city
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(f"{url}/portal?lang=en&area=11680")
+    page.fill("#report-token", tokens["citizen"])
+    page.fill("#report-lat", "37.4979")  # half a location: refused, naming the field
+    page.fill("#report-description", "A sinkhole opened in the pavement")
+    page.click("#report-form [type=submit]")
+    page.wait_for_selector("#report-error:not([hidden])", timeout=10_000)
+    assert "lon" in page.inner_text("#report-error").lower()
+    page.fill("#report-lon", "127.0276")
+    page.click("#report-form [type=submit]")
+    page.wait_for_selector("#report-ok:not([hidden])", timeout=10_000)
+    reports = httpx.get(f"{url}/api/v1/reports", headers={"Authorization": f"Bearer {tokens['operator']}"}).json()
+    assert any(r["description"] == "A sinkhole opened in the pavement" for r in reports)
+    page.close()
