@@ -407,5 +407,57 @@ async def _serve_and_play(engine, chosen, speed: float, port: int | None) -> Non
     playing.cancel()
 
 
+# ── simulate ─────────────────────────────────────────────────────────────────────────────
+
+
+@simulate_app.command("sensors")
+def simulate_sensors(
+    rate: Annotated[float, typer.Option(min=0.001, help="Observations per second, all streams together.")] = 100.0,
+    mqtt_url: Annotated[str | None, typer.Option("--mqtt-url", help="Publish to this broker: mqtt://host:1883.")] = None,
+    http_url: Annotated[str | None, typer.Option("--http-url", help="POST to this Haechi: http://host:8000.")] = None,
+    token: Annotated[str | None, typer.Option("--token", envvar="HAECHI_TOKEN", help="API token for --http-url.")] = None,
+    duration: Annotated[float | None, typer.Option(min=0, help="Seconds to run; until Ctrl-C when left out.")] = None,
+    seed: Annotated[int, typer.Option(help="Same seed, same weather.")] = 0,
+    speed: Annotated[float, typer.Option(min=0.001, help="Weather runs this many times faster than the clock.")] = 1.0,
+    topic_prefix: Annotated[str, typer.Option(help="MQTT topics: <prefix>/<datastream id>/observations.")] = "haechi/v1",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Publish realistic sensor streams for the loaded city's station datastreams (MQTT QoS 1 or HTTP)."""
+    from rich.progress import SpinnerColumn
+
+    from haechi.ingest import simulate
+
+    if (mqtt_url is None) == (http_url is None):
+        raise _fail(HaechiError("say where to publish: --mqtt-url or --http-url (one of them)"))
+    streams = simulate.load_streams(_engine(database_url))
+    if not any(simulate.simulated(s) for s in streams):
+        raise _fail(HaechiError("no station datastreams to simulate; load a city pack first (haechi city load seoul)"))
+    publisher = (simulate.MqttPublisher(mqtt_url, topic_prefix=topic_prefix) if mqtt_url
+                 else simulate.HttpPublisher(http_url, token))
+    target = mqtt_url or http_url
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed:,.0f} sent · {task.fields[confirmed]:,} acknowledged · "
+                          "{task.fields[backlog]:,} waiting · {task.fields[rate]:,.0f}/s"), TimeElapsedColumn())
+    count = sum(map(simulate.simulated, streams))
+    console.print(f"simulating {count} datastreams at {rate:g} observations/s → {target} (Ctrl-C stops)")
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("sensors", total=rate * duration if duration else None, confirmed=0, backlog=0, rate=0.0)
+
+        def show(p: simulate.Progress) -> None:
+            bar.update(task, completed=p.sent, confirmed=p.confirmed, backlog=p.backlog,
+                       rate=p.sent / p.elapsed_s if p.elapsed_s else 0.0)
+
+        try:
+            done = simulate.run(streams, publisher, rate, duration=duration, seed=seed, speed=speed,
+                                on_progress=show)
+        except simulate.PublishRefused as exc:
+            raise _fail(HaechiError(str(exc))) from exc
+    ending = "stopped" if done.interrupted else "done"
+    console.print(f"[green]{ending}[/green]: {done.sent:,} observations sent, {done.confirmed:,} acknowledged "
+                  f"in {done.elapsed_s:.1f} s" + (f"; {done.backlog:,} never acknowledged" if done.backlog else ""))
+    if done.skipped_streams:
+        console.print(f"not simulated (no model for their property): datastreams {done.skipped_streams}")
+
+
 if __name__ == "__main__":
     app()
