@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from haechi.cities.load import load_city
 from haechi.store import access, sensing
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+# HAECHI_UPDATE_SCREENSHOTS=1 refreshes the README's pictures; otherwise they go to a temporary folder.
+SCREENSHOTS = (Path(__file__).resolve().parents[1] / "docs" / "screenshots" if os.environ.get("HAECHI_UPDATE_SCREENSHOTS")
+               else Path(tempfile.gettempdir()) / "haechi-screenshots")
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
 
 
