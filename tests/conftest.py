@@ -121,3 +121,39 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class SseListener:
+    """Reads a server's SSE stream in a thread, collecting (event, data) until ``done(seen)`` holds."""
+
+    def __init__(self, url: str, done, timeout: float = 60) -> None:
+        import threading
+
+        self.url, self.done, self.timeout = url, done, timeout
+        self.seen: list[tuple[str | None, dict]] = []
+        self.connected = threading.Event()
+        self.thread = threading.Thread(target=self._listen, daemon=True)
+
+    def _listen(self) -> None:
+        import json
+
+        import httpx
+
+        with httpx.stream("GET", self.url, timeout=self.timeout) as response:
+            event = None
+            for line in response.iter_lines():
+                self.connected.set()
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    self.seen.append((event, json.loads(line[6:])))
+                    if self.done(self.seen):
+                        return
+
+    def __enter__(self) -> SseListener:  # noqa: PYI034 - a plain class, not meant for subclassing
+        self.thread.start()
+        assert self.connected.wait(10), "the SSE stream did not connect"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.thread.join(self.timeout)

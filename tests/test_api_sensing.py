@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from conftest import LiveServer
+from conftest import LiveServer, SseListener
 from fastapi.testclient import TestClient
 
 from haechi.api.app import create_app
@@ -121,27 +120,13 @@ def test_sse_stream_carries_each_stored_observation(sqlite_engine):
     with sqlite_engine.begin() as conn:
         _, token = access.create_token(conn, "gw", "device")
         level = next(p["id"] for p in sensing.stream_profiles(conn) if p["name"] == "Jamsu Bridge water level")
-    seen: list[dict] = []
-    with LiveServer(create_app(sqlite_engine)) as server:
-        connected = threading.Event()
+    def three_observations(seen):
+        return sum(1 for e, _ in seen if e == "observation") == 3
 
-        def listen():
-            with httpx.stream("GET", f"{server.url}/api/v1/stream?types=observation.>", timeout=30) as response:
-                event = None
-                for line in response.iter_lines():
-                    connected.set()
-                    if line.startswith("event: "):
-                        event = line[7:]
-                    elif line.startswith("data: ") and event == "observation":
-                        seen.append(json.loads(line[6:]))
-                        if len(seen) == 3:
-                            return
-
-        listener = threading.Thread(target=listen, daemon=True)
-        listener.start()
-        assert connected.wait(10)
+    with LiveServer(create_app(sqlite_engine)) as server, SseListener(
+            f"{server.url}/api/v1/stream?types=observation.>", three_observations, timeout=30) as listener:
         httpx.post(f"{server.url}/api/v1/observations", headers={"Authorization": f"Bearer {token}"},
                    json=[obs(level, 10 * i, 5.0 + i / 10) for i in range(3)])
-        listener.join(10)
+    seen = [d for e, d in listener.seen if e == "observation"]
     assert [o["result"] for o in seen] == [5.0, 5.1, 5.2]
     assert {o["datastream_id"] for o in seen} == {level} and seen[0]["quality"] == "good"

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import UTC, datetime, timedelta
 
 import feedparser
 import httpx
-from conftest import LiveServer
+from conftest import LiveServer, SseListener
 
 from haechi.alerts.cap import from_xml, validate
 from haechi.api.app import create_app
@@ -25,32 +23,18 @@ def test_gauge_crossing_its_stage_issues_updates_and_cancels_a_cap_alert(sqlite_
         level = next(p["id"] for p in sensing.stream_profiles(conn) if p["name"] == "Hangang Bridge water level")
     # Hangang Bridge: 홍수주의보 8.5 m, 경보 10.5 m (gauge height); lifted 0.3 m below, held 1 h
     series = [8.0, 8.6, 8.9, 10.6, 10.7] + [9.0] * 7 + [7.5] * 7
-    seen: list[tuple[str, dict]] = []
+    def four_alerts(seen):
+        return sum(1 for e, _ in seen if e == "alert.sent") == 4
+
     with LiveServer(create_app(sqlite_engine)) as server:
-        connected = threading.Event()
-
-        def listen():
-            with httpx.stream("GET", f"{server.url}/api/v1/stream?types=alert.>,warning.>", timeout=60) as r:
-                event = None
-                for line in r.iter_lines():
-                    connected.set()
-                    if line.startswith("event: "):
-                        event = line[7:]
-                    elif line.startswith("data: "):
-                        seen.append((event, json.loads(line[6:])))
-                        if sum(1 for e, _ in seen if e == "alert.sent") == 4:
-                            return
-
-        listener = threading.Thread(target=listen, daemon=True)
-        listener.start()
-        assert connected.wait(10)
-        for i, value in enumerate(series):  # one reading at a time, as a gauge reports
-            answer = httpx.post(f"{server.url}/api/v1/observations", headers={"Authorization": f"Bearer {token}"},
-                                json=[{"datastream_id": level, "result": value,
-                                       "phenomenon_time": (T0 + timedelta(minutes=10 * i)).isoformat()}])
-            assert answer.status_code == 200
-        listener.join(30)
-        alerts = [d for e, d in seen if e == "alert.sent"]
+        with SseListener(f"{server.url}/api/v1/stream?types=alert.>,warning.>", four_alerts, timeout=30) as listener:
+            for i, value in enumerate(series):  # one reading at a time, as a gauge reports
+                answer = httpx.post(f"{server.url}/api/v1/observations",
+                                    headers={"Authorization": f"Bearer {token}"},
+                                    json=[{"datastream_id": level, "result": value,
+                                           "phenomenon_time": (T0 + timedelta(minutes=10 * i)).isoformat()}])
+                assert answer.status_code == 200
+        alerts = [d for e, d in listener.seen if e == "alert.sent"]
         assert [(a["msg_type"], a["crisis_level"]) for a in alerts] == [
             ("Alert", "caution"), ("Update", "alert"), ("Update", "caution"), ("Cancel", None)]
         assert "홍수" in alerts[0]["headline"]["ko-KR"] and set(alerts[0]["headline"]) >= {
