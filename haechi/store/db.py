@@ -44,6 +44,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
+def downgrade_all(engine: Engine) -> None:
+    """Undo every migration (for tests that prove each one can be reversed)."""
+    command.downgrade(alembic_config(engine), "base")
+
+
 def revision_info(engine: Engine) -> tuple[str | None, str]:
     """(current revision of the database, newest revision the code knows)."""
     with engine.connect() as conn:

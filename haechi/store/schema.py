@@ -499,3 +499,24 @@ dead_letters = Table(
     Column("payload", Text, nullable=False),  # raw, as received (decoded leniently)
     _when("replayed_at"),
 )
+
+# ── 5. Response: incidents shared by the three centers, 119 units, drones (issue 9) ─────
+# (response tables end)
+
+# ── 6. Roads: closures from hazard areas (issue 9) ──────────────────────────────────────
+# (roads tables end)
+
+# ── 7. Predictions (issue 5) ───────────────────────────────────────────────────────────
+# (prediction tables end)
+
+# ── 8. Simulations and regional risk (issue 5) ─────────────────────────────────────────
+# (simulation tables end)
+
+# ── 9. Care for the vulnerable: consent, wards, positions (issue 6) ────────────────────
+# (care tables end)
+
+# ── 10. Imports from existing systems (issue 7) ────────────────────────────────────────
+# (import tables end)
+
+# ── 11. Warehouse and open data (issue 7) ──────────────────────────────────────────────
+# (warehouse tables end)
