@@ -42,3 +42,47 @@ def test_headless_demo_prints_the_flood_advisory_and_its_lifting(tmp_path, monke
     for _, xml in stored:
         validate(xml)
     assert CliRunner().invoke(app, ["demo", "--list"]).output.count("han-river-flood-2020") == 1
+
+
+# ── the 2022 heavy rain, reconstructed from published accumulations ─────────────────────
+
+
+def test_reconstructed_rain_keeps_every_published_accumulation():
+    from datetime import datetime, timedelta
+
+    from haechi.core.clock import KST
+    from haechi.demo.replay import scenario, spread
+
+    chosen = scenario("heavy-rain-2022")
+    rows = [line.split(",") for line in chosen.file.read_text(encoding="utf-8").splitlines()[1:]]
+    dongjak = [(datetime.fromisoformat(r[1]).replace(tzinfo=KST), float(r[2])) for r in rows if r[0] == "aws-dongjak"]
+    start = datetime(2022, 8, 8, tzinfo=KST)
+    times = [start + timedelta(minutes=10 * i) for i in range(1, 6 * 33 + 1)]
+    amounts = dict(zip(times, spread(dongjak, times), strict=True))
+
+    def by(hour_of_scenario: int) -> float:
+        return round(sum(v for t, v in amounts.items() if t <= start + timedelta(hours=hour_of_scenario)), 1)
+
+    assert by(21) == 297 and by(22) == 360.5 and by(24) == 381.5 and by(32) == 422
+    assert round(by(21) - by(20), 1) == 136.5  # the record hour stays whole
+    assert by(6) == 0
+
+
+def test_headless_heavy_rain_warns_the_south_and_spares_the_north(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    url = f"sqlite:///{tmp_path / 'rain.db'}"
+    result = CliRunner().invoke(app, ["demo", "--headless", "--speed", "0", "--scenario", "heavy-rain-2022",
+                                      "--database-url", url])
+    assert result.exit_code == 0, result.output
+    assert "동작구 호우주의보 → 호우경보 상향" in result.output
+    engine = open_db(url)
+    with engine.connect() as conn:
+        warned = {w.area_key for w in conn.execute(select(warnings))}
+        sent = conn.execute(select(alerts.c.cap_xml, alerts.c.crisis_level, alerts.c.area_codes)).all()
+    assert {"district:11590", "district:11650", "district:11680"} <= warned  # Dongjak, Seocho, Gangnam
+    assert "district:11350" not in warned  # Nowon: about 5 mm by 21:00
+    assert any(level == "alert" and "1159000000" in codes for _, level, codes in sent)  # 호우경보, Dongjak
+    for xml, _, _ in sent:
+        validate(xml)
+    listing = CliRunner().invoke(app, ["demo", "--list"]).output
+    assert "heavy-rain-2022" in listing and "2022년 8월 8–9일 서울 집중호우" in listing

@@ -11,8 +11,8 @@ import asyncio
 import csv
 import tomllib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,9 @@ from sqlalchemy import Engine, select
 from haechi.core.clock import KST
 from haechi.core.errors import InvalidInput, NotFound
 from haechi.ingest.parse import Reading
+from haechi.ingest.provision import provision_stations
 from haechi.ingest.queue import Sink
+from haechi.store.places import save_places
 from haechi.store.schema import datastreams, observed_properties, places, things
 
 SCENARIOS = Path(__file__).with_name("scenarios")
@@ -37,13 +39,21 @@ class Scenario:
     file: Path
     time_column: str
     series: list[dict[str, Any]]
+    #: Places the scenario needs that a city pack need not have (e.g. the weather stations reported).
+    stations: list[dict[str, Any]] = field(default_factory=list)
+    #: "cumulative": the file holds published accumulations per station, spread over ``step_minutes``.
+    reconstruct: str | None = None
+    step_minutes: int = 10
+    end_kst: str | None = None
 
 
 def scenarios() -> dict[str, Scenario]:
     with open(SCENARIOS / "scenarios.toml", "rb") as f:
         spec = tomllib.load(f)
     return {name: Scenario(name, s["title_ko"], s["title_en"], s["description"], s["source"],
-                           SCENARIOS / s["file"], s["time_column"], s["series"]) for name, s in spec.items()}
+                           SCENARIOS / s["file"], s["time_column"], s["series"], s.get("stations", []),
+                           s.get("reconstruct"), s.get("step_minutes", 10), s.get("end_kst"))
+            for name, s in spec.items()}
 
 
 def scenario(name: str) -> Scenario:
@@ -53,8 +63,18 @@ def scenario(name: str) -> Scenario:
     return known[name]
 
 
+def install_stations(engine: Engine, chosen: Scenario) -> None:
+    """Add the scenario's own stations (idempotent) and give them their datastreams."""
+    if not chosen.stations:
+        return
+    with engine.begin() as conn:
+        save_places(conn, chosen.stations)
+        provision_stations(conn)
+
+
 def resolve(engine: Engine, chosen: Scenario) -> dict[str, int]:
     """Each series' datastream id, found by its station (place kind and ref) and property."""
+    install_stations(engine, chosen)
     ds, op, th, pl = datastreams.c, observed_properties.c, things.c, places.c
     query = (select(pl.kind, pl.ref, op.code, ds.id)
              .join(things, th.place_id == pl.id).join(datastreams, ds.thing_id == th.id)
@@ -74,12 +94,49 @@ def resolve(engine: Engine, chosen: Scenario) -> dict[str, int]:
 def steps(chosen: Scenario, streams: dict[str, int]) -> list[tuple[datetime, list[Reading]]]:
     """The scenario's readings, grouped by time step, oldest first."""
     units = {s["column"]: s["unit"] for s in chosen.series}
+    if chosen.reconstruct == "cumulative":
+        return _spread_steps(chosen, streams, units)
     out = []
     with open(chosen.file, encoding="utf-8") as f:
         for row in csv.DictReader(f):
             at = datetime.fromisoformat(row[chosen.time_column]).replace(tzinfo=KST)
             out.append((at, [Reading(streams[c], at, float(row[c]), units[c]) for c in streams if row[c] != ""]))
     return out
+
+
+def _spread_steps(chosen: Scenario, streams: dict[str, int], units: dict[str, str]):
+    checkpoints: dict[str, list[tuple[datetime, float]]] = {}
+    with open(chosen.file, encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            at = datetime.fromisoformat(row[chosen.time_column]).replace(tzinfo=KST)
+            checkpoints.setdefault(row["station"], []).append((at, float(row["cumulative_mm"])))
+    step = timedelta(minutes=chosen.step_minutes)
+    start = min(points[0][0] for points in checkpoints.values())
+    start = start.replace(hour=0, minute=0)  # the day from midnight: the charts show the dry hours too
+    end = datetime.fromisoformat(chosen.end_kst).replace(tzinfo=KST) if chosen.end_kst else max(
+        points[-1][0] for points in checkpoints.values())
+    times = [start + i * step for i in range(1, int((end - start) / step) + 1)]
+    per_station = {c: spread(checkpoints[c], times) for c in streams}
+    return [(at, [Reading(streams[c], at, per_station[c][i], units[c]) for c in streams])
+            for i, at in enumerate(times)]
+
+
+def spread(points: list[tuple[datetime, float]], times: list[datetime]) -> list[float]:
+    """Amounts per step ending at each of ``times``, from accumulations at ``points``.
+
+    Accumulation is linear between two points, flat before the first and after the last: what the
+    published figures say, and nothing they do not.
+    """
+    def total(at: datetime) -> float:
+        if at <= points[0][0]:
+            return points[0][1]
+        for (t0, v0), (t1, v1) in zip(points, points[1:]):
+            if at <= t1:
+                return v0 + (v1 - v0) * ((at - t0) / (t1 - t0))
+        return points[-1][1]
+
+    step = times[1] - times[0] if len(times) > 1 else timedelta(0)
+    return [round(round(total(at), 2) - round(total(at - step), 2), 2) for at in times]
 
 
 async def replay(
