@@ -56,8 +56,11 @@ def city(tmp_path_factory):
 def _axe_serious(page) -> list[str]:
     page.add_script_tag(url="/vendor/axe-core/axe.min.js")
     found = page.evaluate("async () => (await axe.run()).violations"
-                          ".filter(v => ['serious', 'critical'].includes(v.impact)).map(v => v.id)")
-    return found
+                          ".filter(v => ['serious', 'critical'].includes(v.impact))"
+                          ".map(v => ({id: v.id, nodes: v.nodes.map(n => n.html.slice(0, 200))}))")
+    if found:
+        print("axe:", found)  # the offending elements, for whoever reads the failure
+    return [v["id"] for v in found]
 
 
 def test_the_situation_room_follows_a_flood_live(browser, city):
@@ -115,4 +118,59 @@ def test_a_hazard_report_is_refused_clearly_then_accepted(browser, city):
     page.wait_for_selector("#report-ok:not([hidden])", timeout=10_000)
     reports = httpx.get(f"{url}/api/v1/reports", headers={"Authorization": f"Bearer {tokens['operator']}"}).json()
     assert any(r["description"] == "A sinkhole opened in the pavement" for r in reports)
+    page.close()
+
+
+def test_an_operator_acknowledges_a_warning_and_reads_the_district_panel(browser, city):
+    url, tokens, _ = city
+    issued = httpx.post(f"{url}/api/v1/alerts", headers={"Authorization": f"Bearer {tokens['operator']}"},
+                        json={"hazard": "fine_dust", "level": "advisory", "area": "11680", "value": 160})
+    assert issued.status_code == 201
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/room")
+    page.wait_for_function("document.querySelectorAll('#map [data-code]').length === 25")
+    page.fill("#f-token", tokens["operator"])
+    page.dispatch_event("#f-token", "change")
+    page.select_option("#district-select", "11680")
+    page.wait_for_function("document.querySelector('#district-summary').innerText.includes('강남구')", timeout=10_000)
+    panel = page.inner_text("#district-summary")
+    assert "인구" in panel and "미세먼지" in panel  # people, and the warning in force there
+    dust = page.locator("#warnings .warning-item", has_text="미세먼지")
+    dust.locator(".ack-w").click()
+    dust.locator(".ack").wait_for(timeout=10_000)
+    assert "확인됨" in dust.inner_text()
+    page.wait_for_function("[...document.querySelectorAll('#timeline .timeline-item')].some(li => li.dataset.kind === 'ack')",
+                           timeout=10_000)  # every room hears of it over the live stream
+    warnings = httpx.get(f"{url}/api/v1/warnings").json()
+    assert any(w["hazard"] == "fine_dust" and w["acknowledged_by"] == "operator" for w in warnings)
+    assert _axe_serious(page) == []
+    page.close()
+
+
+def test_a_citizen_attaches_a_photo_finds_a_route_and_subscribes(browser, city, tmp_path):
+    url, tokens, _ = city
+    photo = tmp_path / "drain.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 128)
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    page.goto(f"{url}/portal?lang=en&area=11680")
+    page.wait_for_function("document.querySelector('#feed-link').getAttribute('href') === '/alerts/11680.atom'")
+    page.fill("#report-token", tokens["citizen"])
+    page.fill("#report-lat", "37.4979")
+    page.fill("#report-lon", "127.0276")
+    page.fill("#report-description", "The drain is blocked with leaves")
+    page.set_input_files("#report-photo", str(photo))
+    page.click("#report-form [type=submit]")
+    page.wait_for_selector("#report-ok:not([hidden])", timeout=10_000)
+    staff = {"Authorization": f"Bearer {tokens['operator']}"}
+    page.wait_for_function("document.querySelector('#report-photo').value === ''", timeout=10_000)
+    [report] = [r for r in httpx.get(f"{url}/api/v1/reports", headers=staff).json()
+                if r["description"] == "The drain is blocked with leaves"]
+    [stored] = httpx.get(f"{url}/api/v1/reports/{report['id']}/photos", headers=staff).json()
+    assert stored["content_type"] == "image/png"
+    shelters = httpx.get(f"{url}/api/v1/places?kind=shelter&limit=1").json()
+    if shelters:  # the pack has shelters: the route is drawn and described
+        page.wait_for_selector("#shelters .route-btn", timeout=10_000)
+        page.click("#shelters .route-btn")
+        page.wait_for_function("document.querySelector('#route-status').innerText.length > 0", timeout=10_000)
+        assert "straight line" in page.inner_text("#route-status") or "by road" in page.inner_text("#route-status")
     page.close()

@@ -100,7 +100,8 @@ def create_app(
     # Added innermost first: metrics see everything, audit sees refusals by the size limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        overrides={f"{sensing.API_PREFIX}/observations": settings.max_ingest_bytes,
-                                  "/sta/v1.1/CreateObservations": settings.max_sta_batch_bytes})
+                                  "/sta/v1.1/CreateObservations": settings.max_sta_batch_bytes,
+                                  f"{reports.API_PREFIX}/reports/*/photos": settings.max_photo_bytes})
     app.add_middleware(AuditMiddleware, engine=engine)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -12,7 +12,8 @@ from shapely.geometry import mapping, shape
 
 from haechi.core.errors import NotFound
 from haechi.model.city import AreaLevel
-from haechi.store import areas
+from haechi.store import areas, places
+from haechi.store import warnings as warning_store
 
 from .common import API_PREFIX, AreaCode, Db, Lat, Lon, QueryParams, Record
 from .problems import PROBLEM_RESPONSES
@@ -134,6 +135,22 @@ def area_at(engine: Db, q: Annotated[PointQuery, Query()]) -> dict[str, Any]:
     if found is None:
         raise NotFound(f"no loaded {q.level} area contains lon {q.lon}, lat {q.lat}")
     return found
+
+
+@router.get("/areas/{code}/summary", summary="District summary · 지역 현황")
+def area_summary(
+    engine: Db, code: Annotated[str, Path(pattern=r"^\d{2,10}$", description="행정표준코드, e.g. 11680")]
+) -> dict[str, Any]:
+    """The situation room's district panel: people (latest statistics), shelters and their
+    capacity, places by kind, facilities graded D or E, and the warnings in force there."""
+    with engine.begin() as conn:
+        area = areas.get_area(conn, code, geometry=False)
+        summary = places.area_summary(conn, code)
+        in_force = warning_store.list_warnings(conn, active_only=True, area_code=code, limit=100)
+        stats = areas.statistics(conn, code)
+    return {**area, "statistics": stats, **summary,
+            "warnings": [{k: w[k] for k in ("id", "hazard", "level", "crisis_level", "value", "unit")}
+                         | {"issued_at": w["issued_at"].isoformat()} for w in in_force if not w["exercise"]]}
 
 
 @router.get("/areas/{code}", response_model=AreaDetail, summary="One area · 행정구역 상세")

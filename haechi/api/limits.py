@@ -8,6 +8,7 @@ handlers instead of calling it a parse error.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from fastapi import HTTPException
@@ -16,6 +17,12 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .problems import problem_response
+
+
+def _starts(path: str, prefix: str) -> bool:
+    if "*" not in prefix:
+        return path.startswith(prefix)
+    return re.match(re.escape(prefix).replace(r"\*", "[^/]+"), path) is not None
 
 
 class BodyTooLarge(HTTPException):
@@ -29,7 +36,8 @@ class BodySizeLimit:
     """ASGI middleware: at most ``max_bytes`` per body, or a path prefix's own limit.
 
     ``overrides`` maps a path prefix (e.g. ``/api/v1/ingest``) to its own limit in bytes, for
-    bulk endpoints that legitimately take more than ordinary ones.
+    bulk endpoints that legitimately take more than ordinary ones; a ``*`` stands for one path
+    segment (e.g. ``/api/v1/reports/*/photos``).
     """
 
     def __init__(
@@ -42,7 +50,7 @@ class BodySizeLimit:
 
     def limit_for(self, path: str) -> int:
         return next(
-            (limit for prefix, limit in self.overrides if path.startswith(prefix)), self.max_bytes
+            (limit for prefix, limit in self.overrides if _starts(path, prefix)), self.max_bytes
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
-from pydantic import Field
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import Field, ValidationError
 
 from haechi.core.clock import utcnow
+from haechi.core.errors import Forbidden, HaechiError, InvalidInput
 from haechi.model.access import Role
-from haechi.store import records
+from haechi.model.images import SIGNATURES, image_type
+from haechi.store import deadletters, records
 from haechi.store.access import Principal
 
 from .auth import Authenticated, ensure_in_own_area, readable_area, require
@@ -33,6 +36,7 @@ from .problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix=API_PREFIX, tags=["reports"], responses=PROBLEM_RESPONSES)
 
+STAFF_ROLES = (Role.ADMIN, Role.OPERATOR, Role.DISTRICT_OFFICIAL)
 Staff = Annotated[Principal, Depends(require(Role.OPERATOR, Role.DISTRICT_OFFICIAL))]
 
 
@@ -69,23 +73,83 @@ class StaffReport(Report):
 
 
 @router.post(
-    "/reports", status_code=201, response_model=Report, summary="Report a hazard · 안전신고"
+    "/reports", status_code=201, response_model=Report, summary="Report a hazard · 안전신고",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": ReportIn.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
 )
-def add_report(
-    body: ReportIn, who: Authenticated, engine: Db, response: Response
-) -> dict[str, Any]:
-    """Any token may report (citizens are the usual reporters); the report starts as `new`."""
-    row = {
-        **body.model_dump(),
-        "reported_at": utcnow(),
-        "status": "new",
-        "reporter_token_id": who.token_id,
-    }
+async def add_report(request: Request, who: Authenticated, engine: Db, response: Response) -> dict[str, Any]:
+    """Any token may report (citizens are the usual reporters); the report starts as `new`.
+
+    A refused report is answered with the fields at fault and kept, with its reason, in the
+    dead-letter store, so what a citizen typed is never lost.
+    """
+    raw = await request.body()
+    try:
+        body = ReportIn.model_validate_json(raw)
+        with engine.begin() as conn:
+            ensure_area_exists(conn, body.area_code, "body.area_code")
+    except (ValidationError, HaechiError) as exc:
+        with engine.begin() as conn:
+            deadletters.keep(conn, "http:/api/v1/reports", _reason(exc), raw)
+        if isinstance(exc, ValidationError):
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            raise RequestValidationError(errors, body=raw) from exc
+        raise
+    row = {**body.model_dump(), "reported_at": utcnow(), "status": "new", "reporter_token_id": who.token_id}
     with engine.begin() as conn:
-        ensure_area_exists(conn, body.area_code, "body.area_code")
         stored = records.add_report(conn, row)
     response.headers["Location"] = f"{API_PREFIX}/reports/{stored['id']}"
     return stored
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"body.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return f"{getattr(exc, 'field', None) or 'body'}: {exc}"
+
+
+@router.post("/reports/{report_id}/photos", status_code=201, summary="Attach a photo · 신고 사진 첨부",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 m: {"schema": {"type": "string", "format": "binary"}} for m in SIGNATURES}}})
+async def add_photo(
+    request: Request, who: Authenticated, engine: Db, report_id: Annotated[int, Path(ge=1)], response: Response
+) -> dict[str, Any]:
+    """The body is the image itself (JPEG, PNG or WebP), sent by the reporter or by staff."""
+    data = await request.body()
+    with engine.connect() as conn:
+        report = records.get_report(conn, report_id)
+    if report["reporter_token_id"] != who.token_id and who.role not in STAFF_ROLES:
+        raise Forbidden("only the reporter or staff may add photos to a report", field="path.report_id")
+    try:
+        kind = image_type(data, request.headers.get("content-type"))
+    except InvalidInput as exc:  # kept with what can be said about it (not the bytes)
+        with engine.begin() as conn:
+            deadletters.keep(conn, f"http:/api/v1/reports/{report_id}/photos", f"{exc.field}: {exc.detail}",
+                             f"{len(data)} bytes, Content-Type {request.headers.get('content-type')!r}")
+        raise
+    with engine.begin() as conn:
+        photo = records.add_photo(conn, report_id, kind, data, utcnow())
+    response.headers["Location"] = f"{API_PREFIX}/reports/{report_id}/photos/{photo['id']}"
+    return photo
+
+
+@router.get("/reports/{report_id}/photos", summary="A report's photos · 신고 사진 목록")
+def list_photos(who: Staff, engine: Db, report_id: Annotated[int, Path(ge=1)]) -> list[dict[str, Any]]:
+    with engine.begin() as conn:
+        ensure_in_own_area(who, records.get_report(conn, report_id)["area_code"], "path.report_id")
+        return records.list_photos(conn, report_id)
+
+
+@router.get("/reports/{report_id}/photos/{photo_id}", summary="One photo · 신고 사진",
+            response_class=Response, responses={200: {"content": {m: {} for m in SIGNATURES}}})
+def get_photo(
+    who: Staff, engine: Db, report_id: Annotated[int, Path(ge=1)], photo_id: Annotated[int, Path(ge=1)]
+) -> Response:
+    """Staff only: photos may show people and homes."""
+    with engine.begin() as conn:
+        ensure_in_own_area(who, records.get_report(conn, report_id)["area_code"], "path.report_id")
+        kind, data = records.photo_bytes(conn, report_id, photo_id)
+    return Response(data, media_type=kind, headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.get("/reports", response_model=list[StaffReport], summary="List reports · 안전신고 목록")

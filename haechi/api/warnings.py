@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 
+from haechi.core.clock import utcnow
+from haechi.core.events import Event
+from haechi.model.access import Role
 from haechi.store import warnings as store
+from haechi.store.access import Principal
 from haechi.warnings.criteria import CRISIS_KO, load_criteria
 
+from .auth import ensure_in_own_area, require
 from .common import API_PREFIX, AreaCode, Db
 from .problems import PROBLEM_RESPONSES
+
+Staff = Annotated[Principal, Depends(require(Role.OPERATOR, Role.DISTRICT_OFFICIAL))]
 
 router = APIRouter(prefix=API_PREFIX, tags=["warnings"], responses=PROBLEM_RESPONSES)
 
@@ -26,13 +33,28 @@ def list_warnings(
     """Warnings with their level on the Korean 4-level crisis scale (관심 · 주의 · 경계 · 심각)."""
     with engine.connect() as conn:
         rows = store.list_warnings(conn, active_only=active, hazard=hazard, area_code=area, limit=limit)
-    return [_public(r) for r in rows if not r["exercise"]]
+        return [_public(r) | _reach(conn, r["id"]) for r in rows if not r["exercise"]]
 
 
 @router.get("/warnings/{warning_id}", summary="One warning · 특보")
 def get_warning(engine: Db, warning_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
     with engine.connect() as conn:
-        return _public(store.get_warning(conn, warning_id))
+        return _public(store.get_warning(conn, warning_id)) | _reach(conn, warning_id)
+
+
+@router.post("/warnings/{warning_id}/acknowledge", summary="Acknowledge a warning · 특보 확인")
+async def acknowledge_warning(
+    request: Request, who: Staff, engine: Db, warning_id: Annotated[int, Path(ge=1)]
+) -> dict[str, Any]:
+    """The situation room has seen this warning and taken charge; every room sees who and when.
+
+    Idempotent: the first acknowledgement stands. A new level clears it (it must be seen again).
+    """
+    with engine.begin() as conn:
+        ensure_in_own_area(who, store.get_warning(conn, warning_id)["area_code"], "path.warning_id")
+        warning = _public(store.acknowledge(conn, warning_id, who.name, utcnow()))
+    await request.app.state.bus.publish(Event("warning.acknowledged", warning))
+    return warning
 
 
 @router.get("/criteria", summary="Official criteria · 특보 발령 기준")
@@ -46,8 +68,24 @@ def criteria() -> list[dict[str, Any]]:
     } for c in load_criteria()]
 
 
+def _reach(conn, warning_id: int) -> dict[str, Any]:
+    """Where the warning's latest alert reaches: its districts (a gauge's buffer may span several)
+    and the area as the alert names it, in Korean and English."""
+    alert = store.latest_alert_of(conn, warning_id)
+    if alert is None:
+        return {"districts": [], "area_desc": {}}
+    infos = alert["cap_json"].get("info") or []
+    infos = infos if isinstance(infos, list) else [infos]
+    desc = {i["language"]: "; ".join(a.get("areaDesc", "") for a in i.get("area", [])) for i in infos
+            if i.get("language") in ("ko-KR", "en-US")}
+    districts = sorted({c[:5] for c in alert["area_codes"] or [] if len(c) == 10 and c[5:] == "00000"})
+    return {"districts": districts, "area_desc": desc}
+
+
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {**{k: row[k] for k in ("id", "hazard", "area_key", "area_code", "level", "crisis_level", "status",
                                    "value", "unit", "criterion", "exercise")},
             "crisis_level_ko": CRISIS_KO.get(row["crisis_level"]),
-            **{k: row[k].isoformat() if row[k] else None for k in ("issued_at", "updated_at", "cancelled_at")}}
+            "acknowledged_by": row["acknowledged_by"],
+            **{k: row[k].isoformat() if row[k] else None
+               for k in ("issued_at", "updated_at", "cancelled_at", "acknowledged_at")}}

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_000_000, description="Largest JSON body accepted by ordinary endpoints (bulk ingest has its own limit)."
     )
+    max_photo_bytes: int = Field(8_000_000, description="Largest photo a citizen may attach to a hazard report.")
 
 
 @lru_cache

@@ -133,3 +133,23 @@ def save_units(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
 def count_places(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(places.c.kind, func.count()).group_by(places.c.kind))
     return {kind: n for kind, n in rows}
+
+
+#: Safety grades of 「시설물의 안전 및 유지관리에 관한 특별법」 that call for repair or closure
+#: (D 미흡: urgent repair, use may be restricted; E 불량: unsafe, use stopped).
+GRADES_AT_RISK = ("D", "E")
+
+
+def area_summary(conn: Connection, area_code: str) -> dict[str, Any]:
+    """What a district or dong holds: places by kind, shelter capacity, facilities graded D or E."""
+    inside = places.c.area_code.startswith(area_code)
+    counts = {kind: n for kind, n in conn.execute(
+        select(places.c.kind, func.count()).where(inside).group_by(places.c.kind))}
+    capacity = conn.execute(select(func.coalesce(func.sum(shelters.c.capacity), 0))
+                            .select_from(places.join(shelters, shelters.c.place_id == places.c.id))
+                            .where(inside)).scalar()
+    query, _ = _with_detail("facility")
+    at_risk = [row_dict(r) for r in conn.execute(
+        query.where(inside, places.c.kind == "facility", facilities.c.safety_grade.in_(GRADES_AT_RISK))
+        .order_by(facilities.c.safety_grade.desc(), places.c.name_ko).limit(50))]
+    return {"places": counts, "shelter_capacity": int(capacity or 0), "facilities_at_risk": at_risk}

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Table, insert, select
 
 from haechi.core.errors import NotFound
 
-from .schema import citizen_reports, disasters, projects, survey_results
+from .schema import citizen_reports, disasters, projects, report_photos, survey_results
 from .sql import row_dict
 
 
@@ -113,3 +113,35 @@ def find_reports(
 
 def get_report(conn: Connection, report_id: int) -> dict[str, Any]:
     return get(conn, citizen_reports, report_id)
+
+
+def add_photo(conn: Connection, report_id: int, content_type: str, data: bytes, at: datetime) -> dict[str, Any]:
+    get_report(conn, report_id)  # a photo needs its report
+    new_id = conn.execute(insert(report_photos).values(
+        report_id=report_id, content_type=content_type, size_bytes=len(data), data=data, received_at=at,
+    )).inserted_primary_key[0]
+    return photo_info(conn, report_id, new_id)
+
+
+def list_photos(conn: Connection, report_id: int) -> list[dict[str, Any]]:
+    """A report's photos without their bytes, oldest first."""
+    p = report_photos.c
+    rows = conn.execute(select(p.id, p.report_id, p.content_type, p.size_bytes, p.received_at)
+                        .where(p.report_id == report_id).order_by(p.id))
+    return [row_dict(r) for r in rows]
+
+
+def photo_info(conn: Connection, report_id: int, photo_id: int) -> dict[str, Any]:
+    found = [p for p in list_photos(conn, report_id) if p["id"] == photo_id]
+    if not found:
+        raise NotFound(f"report {report_id} has no photo {photo_id}")
+    return found[0]
+
+
+def photo_bytes(conn: Connection, report_id: int, photo_id: int) -> tuple[str, bytes]:
+    p = report_photos.c
+    row = conn.execute(select(p.content_type, p.data)
+                       .where(p.report_id == report_id, p.id == photo_id)).first()
+    if row is None:
+        raise NotFound(f"report {report_id} has no photo {photo_id}")
+    return row.content_type, bytes(row.data)

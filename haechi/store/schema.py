@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -371,6 +372,17 @@ citizen_reports = Table(
     Column("reporter_token_id", ForeignKey("api_tokens.id", ondelete="SET NULL")),
 )
 
+#: A photo attached to a citizen's report (bytes as sent, after checking they are an image).
+report_photos = Table(
+    "report_photos", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("report_id", ForeignKey("citizen_reports.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("content_type", String(32), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    _when("received_at", nullable=False),
+)
+
 survey_results = Table(
     "survey_results", metadata,
     Column("id", Integer, primary_key=True),
@@ -404,6 +416,9 @@ warnings = Table(
     _when("issued_at", nullable=False),
     _when("updated_at", nullable=False),
     _when("cancelled_at"),
+    # An operator has seen it and taken charge (상황실 확인); the warning stays in force.
+    _when("acknowledged_at"),
+    Column("acknowledged_by", String(100)),
     Index("ix_warnings_active", "hazard", "area_key", "status"),
 )
 

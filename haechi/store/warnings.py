@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from haechi.core.errors import NotFound
+from haechi.core.errors import Conflict, NotFound
 
 from .schema import alerts, warnings
 from .sql import row_dict
@@ -34,6 +34,17 @@ def get_warning(conn: Connection, warning_id: int) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"no warning with id {warning_id}")
     return row_dict(row)
+
+
+def acknowledge(conn: Connection, warning_id: int, by: str, at: datetime) -> dict[str, Any]:
+    """Mark a warning in force as seen by an operator; the first acknowledgement stands."""
+    warning = get_warning(conn, warning_id)
+    if warning["status"] != "active":
+        raise Conflict(f"warning {warning_id} is {warning['status']}: only a warning in force can be acknowledged")
+    if warning["acknowledged_at"] is None:
+        conn.execute(update(warnings).where(warnings.c.id == warning_id)
+                     .values(acknowledged_at=at, acknowledged_by=by))
+    return get_warning(conn, warning_id)
 
 
 def list_warnings(

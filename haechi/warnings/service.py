@@ -162,8 +162,9 @@ def _warning_update(change: Change, now: datetime) -> dict[str, Any]:
     if change.kind == "cancel":
         return {"status": "cancelled", "cancelled_at": change.at, "updated_at": now, "value": change.value}
     c = change.criterion
+    # A new level is news: the operator who acknowledged the old one must see this one too.
     return {"level": c.level, "crisis_level": c.crisis_level, "value": change.value, "unit": c.unit,
-            "criterion": _rule(c), "updated_at": now}
+            "criterion": _rule(c), "updated_at": now, "acknowledged_at": None, "acknowledged_by": None}
 
 
 def _rule(c: Criterion) -> dict[str, Any]:

@@ -7,6 +7,7 @@ const LANGS = { ko: "ko-KR", en: "en-US", zh: "zh-CN", ja: "ja-JP", vi: "vi-VN" 
 
 const T = {
   ko: {
+    subscribeTitle: "이 지역 경보 받기", subscribeHelp: "이 창을 열어 두면 새 경보를 알림으로 받습니다. 피드 구독 앱에는 아래 주소를 넣으세요.", notifyOn: "알림 켜기", notifyOff: "알림 끄기", notifyOnNow: "이 지역의 새 경보를 알림으로 알려 드립니다.", notifyDenied: "브라우저가 알림을 허용하지 않았습니다. 피드를 구독하세요.", feedLink: "경보 피드 (Atom)", photo: "사진 (선택)", photoHelp: "JPEG, PNG, WebP · 8MB 이하", photoFailed: "신고는 접수되었지만 사진을 올리지 못했습니다: ", route: "가는 길", routeRoad: "도로 경로", routeStraight: "직선 거리 (도로망 정보 없음)", minutes: "분",
     skip: "본문으로 건너뛰기", title: "해치 시민 안전 포털", language: "언어",
     disasterTitle: "재난 모드: 지금 행동하세요", areaTitle: "지역 선택", district: "자치구",
     choose: "선택하세요", useLocation: "내 위치 사용", alertsTitle: "현재 경보", audience: "행동요령 대상",
@@ -29,6 +30,7 @@ const T = {
     interest: "관심", caution: "주의", alert: "경계", serious: "심각", meters: "m",
   },
   en: {
+    subscribeTitle: "Get alerts for this area", subscribeHelp: "Keep this page open to be notified of new alerts; or add the feed below to a feed reader.", notifyOn: "Turn on notifications", notifyOff: "Turn off notifications", notifyOnNow: "You will be notified of new alerts for this area.", notifyDenied: "The browser did not allow notifications. Subscribe to the feed instead.", feedLink: "Alert feed (Atom)", photo: "Photo (optional)", photoHelp: "JPEG, PNG or WebP, up to 8 MB", photoFailed: "The report was received but the photo could not be sent: ", route: "Route", routeRoad: "by road", routeStraight: "straight line (no road map loaded)", minutes: "min",
     skip: "Skip to content", title: "Haechi citizen safety portal", language: "Language",
     disasterTitle: "Disaster mode: act now", areaTitle: "Choose your area", district: "District",
     choose: "Choose…", useLocation: "Use my location", alertsTitle: "Current alerts", audience: "Guidance for",
@@ -51,6 +53,7 @@ const T = {
     interest: "Interest", caution: "Caution", alert: "Alert", serious: "Serious", meters: "m",
   },
   zh: {
+    subscribeTitle: "接收本地区警报", subscribeHelp: "保持此页面打开即可收到新警报通知；也可将下方订阅源添加到阅读器。", notifyOn: "开启通知", notifyOff: "关闭通知", notifyOnNow: "将通知您本地区的新警报。", notifyDenied: "浏览器未允许通知。请订阅警报源。", feedLink: "警报订阅源 (Atom)", photo: "照片（可选）", photoHelp: "JPEG、PNG 或 WebP，不超过 8 MB", photoFailed: "报告已收到，但照片未能上传：", route: "路线", routeRoad: "道路路线", routeStraight: "直线距离（未加载道路数据）", minutes: "分钟",
     skip: "跳到主要内容", title: "Haechi 市民安全门户", language: "语言",
     disasterTitle: "灾害模式：请立即行动", areaTitle: "选择地区", district: "区",
     choose: "请选择…", useLocation: "使用我的位置", alertsTitle: "当前警报", audience: "行动指南对象",
@@ -73,6 +76,7 @@ const T = {
     interest: "关注", caution: "注意", alert: "警戒", serious: "严重", meters: "米",
   },
   ja: {
+    subscribeTitle: "この地域の警報を受け取る", subscribeHelp: "このページを開いておくと新しい警報を通知します。フィードリーダーには下のフィードを登録してください。", notifyOn: "通知をオンにする", notifyOff: "通知をオフにする", notifyOnNow: "この地域の新しい警報をお知らせします。", notifyDenied: "ブラウザが通知を許可しませんでした。フィードを購読してください。", feedLink: "警報フィード (Atom)", photo: "写真（任意）", photoHelp: "JPEG・PNG・WebP、8 MB まで", photoFailed: "通報は受け付けましたが、写真を送れませんでした：", route: "経路", routeRoad: "道路経路", routeStraight: "直線距離（道路データなし）", minutes: "分",
     skip: "本文へスキップ", title: "ヘチ 市民安全ポータル", language: "言語",
     disasterTitle: "災害モード：今すぐ行動してください", areaTitle: "地域を選ぶ", district: "区",
     choose: "選択してください…", useLocation: "現在地を使う", alertsTitle: "現在の警報", audience: "行動の手引きの対象",
@@ -95,6 +99,7 @@ const T = {
     interest: "関心", caution: "注意", alert: "警戒", serious: "深刻", meters: "m",
   },
   vi: {
+    subscribeTitle: "Nhận cảnh báo cho khu vực này", subscribeHelp: "Giữ trang này mở để nhận thông báo cảnh báo mới; hoặc thêm nguồn tin dưới đây vào ứng dụng đọc tin.", notifyOn: "Bật thông báo", notifyOff: "Tắt thông báo", notifyOnNow: "Bạn sẽ được thông báo khi có cảnh báo mới cho khu vực này.", notifyDenied: "Trình duyệt không cho phép thông báo. Hãy đăng ký nguồn tin.", feedLink: "Nguồn tin cảnh báo (Atom)", photo: "Ảnh (không bắt buộc)", photoHelp: "JPEG, PNG hoặc WebP, tối đa 8 MB", photoFailed: "Đã nhận báo cáo nhưng không gửi được ảnh: ", route: "Đường đi", routeRoad: "theo đường bộ", routeStraight: "đường thẳng (chưa có bản đồ đường)", minutes: "phút",
     skip: "Chuyển đến nội dung", title: "Cổng an toàn công dân Haechi", language: "Ngôn ngữ",
     disasterTitle: "Chế độ thảm họa: hãy hành động ngay", areaTitle: "Chọn khu vực", district: "Quận",
     choose: "Chọn…", useLocation: "Dùng vị trí của tôi", alertsTitle: "Cảnh báo hiện tại", audience: "Hướng dẫn dành cho",
@@ -258,6 +263,7 @@ function reconcileAlerts(before) {
     const art = alertArticle(a);
     art.classList.add("new");
     box.prepend(art);
+    if (!before.has(a.id)) notifyNew([a]);
   }
   if (!state.current.length) box.replaceChildren(el("p", { class: "status" }, t("noAlerts")));
 }
@@ -282,7 +288,8 @@ function renderDisaster() {
     }
   }
   const s = state.shelters[0];
-  if (s) body.append(el("p", {}, t("nearestShelter") + shelterText(s)));
+  if (s) body.append(el("p", {}, t("nearestShelter") + shelterText(s), " ",
+    el("button", { type: "button", class: "route-btn big", "data-index": "0" }, t("route"))));
   body.append(el("p", {}, t("call119")));
   banner.hidden = false;
   document.body.classList.add("disaster-on");
@@ -318,7 +325,32 @@ function renderShelters() {
   const box = $("shelters");
   if (!state.area) { box.replaceChildren(el("p", { class: "status" }, t("pickArea"))); return; }
   if (!state.shelters.length) { box.replaceChildren(el("p", { class: "status" }, t("noShelters"))); return; }
-  box.replaceChildren(el("ul", { class: "places" }, ...state.shelters.map((s) => el("li", {}, shelterText(s)))));
+  box.replaceChildren(el("ul", { class: "places" }, ...state.shelters.map((s, i) => el("li", {}, shelterText(s), " ",
+    el("button", { type: "button", class: "route-btn", "data-index": String(i) }, t("route"))))));
+}
+
+// The route from where the citizen is to a shelter: by road when the city has a road map
+// (the evacuation service also avoids hazard areas and full shelters), else a plain straight line.
+async function showRoute(shelter) {
+  const from = centre();
+  if (!from || !state.map) return;
+  if (state.route) state.route.remove();
+  let coords = null, text = "";
+  try {
+    const leg = await getJSON(`/evacuation?at=${from.lon},${from.lat}`);
+    if (leg.geometry && leg.geometry.type === "LineString") {
+      coords = leg.geometry.coordinates.map(([lon, lat]) => [lat, lon]);
+      const s = leg.properties.shelter || {};
+      text = `${state.lang === "ko" ? s.name_ko : (s.name_en || s.name_ko)} — ${t("routeRoad")}, ${Math.max(1, Math.round(leg.properties.seconds / 60))} ${t("minutes")}`;
+    }
+  } catch (e) { /* no road map: fall back to the straight line */ }
+  if (!coords) {
+    coords = [[from.lat, from.lon], [shelter.lat, shelter.lon]];
+    text = `${shelterText(shelter)} — ${t("routeStraight")}`;
+  }
+  state.route = L.polyline(coords, { color: "#065f46", weight: 5, dashArray: coords.length === 2 ? "8 6" : null }).addTo(state.map);
+  state.map.fitBounds(state.route.getBounds(), { padding: [20, 20] });
+  $("route-status").textContent = text;
 }
 
 // ── area choice ───────────────────────────────────────────────────────────────────────
@@ -329,6 +361,7 @@ async function chooseArea(code) {
   state.current = [];
   renderAlerts();
   renderDisaster();
+  renderSubscribe();
   await Promise.all([loadAlerts(), loadShelters(), showDistrictOnMap()]);
 }
 
@@ -422,10 +455,47 @@ async function submitReport(ev) {
     ok.textContent = t("reportOk") + (data && data.id != null ? data.id : "");
     ok.hidden = false;
     $("report-description").value = "";
+    const photo = $("report-photo").files[0];
+    if (photo && data && data.id != null) await sendPhoto(data.id, photo, headers.Authorization);
     return;
   }
   const detail = (data && (data.detail || data.title)) || `HTTP ${res.status}`;
   showReportError(t("reportFailed"), detail, (data && data.errors) || []);
+}
+
+async function sendPhoto(reportId, file, authorization) {
+  const headers = { "Content-Type": file.type || "application/octet-stream", Accept: "application/json, application/problem+json" };
+  if (authorization) headers.Authorization = authorization;
+  try {
+    const res = await fetch(`${API}/reports/${reportId}/photos`, { method: "POST", headers, body: file });
+    if (res.ok) { $("report-photo").value = ""; return; }
+    const p = await res.json().catch(() => ({}));
+    showReportError(t("photoFailed"), p.detail || `HTTP ${res.status}`, p.errors || []);
+  } catch (e) { showReportError(t("photoFailed"), e.message, []); }
+}
+
+// ── subscribing: browser notifications while the page is open, or the district's Atom feed ──
+function notifyWanted() { try { return localStorage.getItem("haechi.notify") === "on"; } catch (e) { return false; } }
+function renderSubscribe() {
+  const on = notifyWanted() && typeof Notification !== "undefined" && Notification.permission === "granted";
+  const b = $("notify-btn");
+  b.textContent = t(on ? "notifyOff" : "notifyOn");
+  b.setAttribute("aria-pressed", String(on));
+  $("feed-link").href = state.area ? `/alerts/${state.area}.atom` : "/alerts.atom";
+}
+async function toggleNotify() {
+  if (notifyWanted()) { try { localStorage.setItem("haechi.notify", "off"); } catch (e) { /* */ } renderSubscribe(); $("subscribe-status").textContent = ""; return; }
+  const allowed = typeof Notification !== "undefined" && (await Notification.requestPermission()) === "granted";
+  try { localStorage.setItem("haechi.notify", allowed ? "on" : "off"); } catch (e) { /* */ }
+  $("subscribe-status").textContent = t(allowed ? "notifyOnNow" : "notifyDenied");
+  renderSubscribe();
+}
+function notifyNew(alerts) {
+  if (!notifyWanted() || typeof Notification === "undefined" || Notification.permission !== "granted") return;
+  for (const a of alerts) {
+    const info = infoFor(a);
+    new Notification(info ? info.headline : a.hazard, { body: info ? firstParagraph(info.instruction) : "", tag: String(a.id), lang: state.lang });
+  }
 }
 
 function showReportError(title, detail, errors) {
@@ -472,7 +542,7 @@ async function start() {
     state.lang = e.target.value;
     try { localStorage.setItem("haechi.lang", state.lang); } catch (err) { /* */ }
     applyLanguage();
-    renderAlerts(); renderDisaster(); renderShelters();
+    renderAlerts(); renderDisaster(); renderShelters(); renderSubscribe();
   });
   $("audience-select").addEventListener("change", (e) => {
     state.audience = e.target.value; renderAlerts(); renderDisaster();
@@ -490,6 +560,11 @@ async function start() {
   }
   $("report-form").addEventListener("input", (e) => e.target.removeAttribute("aria-invalid"));
   $("report-form").addEventListener("submit", submitReport);
+  $("notify-btn").addEventListener("click", toggleNotify);
+  document.addEventListener("click", (e) => {
+    const b = e.target.closest(".route-btn");
+    if (b && state.shelters[Number(b.dataset.index)]) showRoute(state.shelters[Number(b.dataset.index)]);
+  });
 
   try {
     state.areas = await getJSON("/areas?level=district");

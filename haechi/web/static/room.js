@@ -19,6 +19,16 @@
     description: ["내용", "Description"], instruction: ["행동요령", "Instruction"],
     issued: ["발령", "issued"], updated: ["변경", "updated"], cancelled: ["해제", "cancelled"],
     quality: ["품질", "QC"], no_data: ["자료 없음", "No data"], stage: ["기준", "stage"],
+    district: ["지역 현황", "District summary"], district_pick: ["자치구", "District"],
+    incidents: ["사건 · 출동", "Incidents and units"], ack: ["확인", "Acknowledge"], acked: ["확인됨", "Acknowledged"],
+    people: ["인구", "Population"], elderly: ["65세 이상", "Aged 65+"], children: ["15세 미만", "Under 15"],
+    foreigners: ["외국인", "Foreigners"], alone: ["홀몸 어르신", "Elderly living alone"],
+    disabled: ["장애인", "People with disabilities"], shelters_n: ["대피소 (수용 인원)", "Shelters (capacity)"],
+    stations_n: ["소방서 · 안전센터", "Fire stations"], hospitals_n: ["병원", "Hospitals"],
+    at_risk: ["위험 시설 (D·E 등급)", "Facilities graded D or E"], in_force: ["발효 중 특보", "Warnings in force"],
+    none: ["없음", "None"], no_incidents: ["진행 중인 사건 없음", "No open incidents"],
+    token_for: ["운영자 토큰을 입력하면 사건과 출동대가 보입니다", "Enter an operator token to see incidents and units"],
+    units_free: ["가용 출동대", "Units available"], acc3h: ["3시간 누적", "3-hour total"],
   };
   const LEVELS = ["attention", "caution", "alert", "serious"];
   // keep in step with --lv-* in room.css (fills); stage lines use darker shades
@@ -66,10 +76,14 @@
   function districtLevels() {
     const out = {};
     for (const w of S.warnings) {
-      const code = String(w.area_code || "").slice(0, 5);
       const l = w.crisis_level;
-      if (!code || LEVELS.indexOf(l) < 0) continue;
-      if (!out[code] || LEVELS.indexOf(l) > LEVELS.indexOf(out[code])) out[code] = l;
+      if (LEVELS.indexOf(l) < 0) continue;
+      // a gauge's or facility's buffer may reach several districts: colour every one it reaches
+      const codes = (w.districts && w.districts.length) ? w.districts : [String(w.area_code || "").slice(0, 5)];
+      for (const code of codes) {
+        if (code.length !== 5) continue;
+        if (!out[code] || LEVELS.indexOf(l) > LEVELS.indexOf(out[code])) out[code] = l;
+      }
     }
     return out;
   }
@@ -97,6 +111,7 @@
         layer.bindTooltip(f.properties.name_ko, { permanent: true, direction: "center", className: "district-label" });
         layer.on("click", () => {
           const a = $("f-area"); if (a) a.value = f.properties.code;
+          showDistrict(f.properties.code);
         });
       },
     }).addTo(map);
@@ -112,8 +127,17 @@
   }
 
   // stages of a datastream: from the gauge at the same place and its criteria (scope gauge:<ref>)
+  // rainfall is judged on 3-hour totals (호우 기준): chart that total against the 3-hour rules
+  const RAIN_WINDOW_H = 3;
+  function stationRules(ds) {
+    const wanted = ds.property === "rainfall" ? "PT" + RAIN_WINDOW_H + "H" : null;
+    return S.criteria.filter((c) => c.property === ds.property && c.scope === "station" && (!wanted || c.window === wanted))
+      .map((c) => ({ value: c.value, level: c.crisis_level, official: c.level }))
+      .sort((a, b) => a.value - b.value)
+      .filter((c, i, all) => i === 0 || c.value !== all[i - 1].value);
+  }
   function stagesFor(ds) {
-    if (ds.property !== "water_level") return [];
+    if (ds.property !== "water_level") return stationRules(ds);
     const g = S.gauges.find((p) => Math.abs(p.lon - ds.lon) < 1e-4 && Math.abs(p.lat - ds.lat) < 1e-4);
     if (!g) return [];
     const rules = S.criteria.filter((c) => c.scope === "gauge:" + g.ref && c.property === "water_level");
@@ -125,6 +149,7 @@
   }
   function exceeded(ds) {
     let top = "none";
+    if (ds.property === "rainfall") return top;  // one reading is not the 3-hour total the rules judge
     for (const s of S.stages[ds.datastream_id] || []) if (typeof ds.result === "number" && ds.result >= s.value) top = s.level;
     return top;
   }
@@ -183,6 +208,11 @@
     if (!d) return esc(code || "");
     return esc(lang === "ko" ? d.name_ko : d.name_en) + (String(code).length > 5 ? ` (${esc(code)})` : "");
   }
+  function warningArea(w) {
+    const d = w.area_desc || {};
+    const named = lang === "ko" ? d["ko-KR"] || d["en-US"] : d["en-US"] || d["ko-KR"];
+    return named ? esc(named) : areaName(w.area_code);
+  }
   function renderWarnings() {
     const ul = $("warnings");
     const ws = S.warnings.slice().sort((a, b) => LEVELS.indexOf(b.crisis_level) - LEVELS.indexOf(a.crisis_level));
@@ -190,7 +220,9 @@
     ul.innerHTML = ws.map((w) => `<li class="warning-item" data-level="${esc(w.crisis_level)}" data-id="${esc(w.id)}">
       <span class="lvl-tag lv-${esc(w.crisis_level)}">${esc(lv(w.crisis_level))}</span>
       <span class="w-main"><strong>${esc(hz(w.hazard))}</strong> ${esc(one(OFFICIAL_T[w.level] || [w.level, w.level]))}
-      · ${areaName(w.area_code)}<br><span class="muted">${fmtNum(w.value)} ${esc(w.unit || "")} · ${esc(one(T.since))} ${fmtTime(w.issued_at)}</span></span>
+      · ${warningArea(w)}<br><span class="muted">${fmtNum(w.value)} ${esc(w.unit || "")} · ${esc(one(T.since))} ${fmtTime(w.issued_at)}</span>
+      ${w.acknowledged_at ? `<br><span class="ack">✓ ${esc(one(T.acked))} · ${esc(w.acknowledged_by || "")} · ${fmtTime(w.acknowledged_at)}</span>` : ""}</span>
+      ${w.acknowledged_at ? "" : `<button type="button" class="small ack-w" data-id="${esc(w.id)}" aria-label="${esc(one(T.ack))} ${esc(w.hazard)} ${esc(w.area_code)}">${esc(one(T.ack))}</button>`}
       <button type="button" class="small cancel-w" data-id="${esc(w.id)}" aria-label="${esc(one(T.cancel))} ${esc(w.hazard)} ${esc(w.area_code)}">${esc(one(T.cancel))}</button></li>`).join("");
   }
   async function loadWarnings() {
@@ -199,10 +231,11 @@
   }
   const reloadWarnings = debounce(loadWarnings, 300);
   $("warnings").addEventListener("click", async (e) => {
-    const b = e.target.closest(".cancel-w"); if (!b) return;
+    const b = e.target.closest(".cancel-w, .ack-w"); if (!b) return;
     const token = $("f-token").value.trim();
     if (!token) { showError(t("need_token")); $("f-token").focus(); return; }
-    const r = await fetch(`/api/v1/warnings/${b.dataset.id}/cancel`, { method: "POST", headers: { Authorization: "Bearer " + token } });
+    const action = b.classList.contains("ack-w") ? "acknowledge" : "cancel";
+    const r = await fetch(`/api/v1/warnings/${b.dataset.id}/${action}`, { method: "POST", headers: { Authorization: "Bearer " + token } });
     if (!r.ok) showError(await problem(r)); else { showError(""); reloadWarnings(); }
   });
 
@@ -302,10 +335,23 @@
     } catch (e) { console.warn(e); }
     if (S.chartId !== id) return;
     obs = obs.filter((o) => typeof o.result === "number").reverse();
-    S.chartData = [obs.map((o) => Date.parse(o.phenomenonTime) / 1000), obs.map((o) => o.result)];
+    S.chartRaw = obs.map((o) => o.result);
+    S.chartData = [obs.map((o) => Date.parse(o.phenomenonTime) / 1000), S.chartRaw.slice()];
+    if (ds && ds.property === "rainfall") S.chartData[1] = runningTotal(S.chartData[0], S.chartRaw);
     drawChart(ds);
   }
 
+  function runningTotal(xs, ys) {  // sum over the trailing window ending at each time
+    const out = [], span = RAIN_WINDOW_H * 3600;
+    let lo = 0, sum = 0;
+    for (let i = 0; i < xs.length; i++) {
+      sum += ys[i];
+      while (xs[lo] <= xs[i] - span) sum -= ys[lo++];
+      out.push(Math.round(sum * 10) / 10);
+    }
+    return out;
+  }
+  S.chartRaw = [];
   function chartSeriesData() {
     const stages = S.stages[S.chartId] || [];
     return [S.chartData[0], S.chartData[1]].concat(stages.map((s) => S.chartData[0].map(() => s.value)));
@@ -323,7 +369,7 @@
     if (!ds) return;
     const stages = S.stages[ds.datastream_id] || [];
     const series = [{ label: lang === "ko" ? "시각" : "Time", value: (u, v) => (v == null ? "" : fmtTime(new Date(v * 1000).toISOString())) },
-      { label: `${ds.name} (${ds.unit})`, stroke: "#0f4c81", width: 2 }]
+      { label: `${ds.name}${ds.property === "rainfall" ? " · " + one(T.acc3h) : ""} (${ds.unit})`, stroke: "#0f4c81", width: 2 }]
       .concat(stages.map((s) => ({ label: `${one(OFFICIAL_T[s.official] || [s.official, s.official])} ${s.value} ${ds.unit}`,
         stroke: LINES[s.level] || "#b91c1c", dash: [6, 4], width: 1.5, points: { show: false } })));
     const w = Math.max(280, box.clientWidth || 400);
@@ -343,10 +389,66 @@
     const ts = Date.parse(o.phenomenon_time) / 1000;
     const xs = S.chartData[0];
     if (xs.length && ts <= xs[xs.length - 1]) return;
-    xs.push(ts); S.chartData[1].push(o.result);
-    if (xs.length > 400) { xs.shift(); S.chartData[1].shift(); }
+    const ds = S.state[S.chartId];
+    xs.push(ts); S.chartRaw.push(o.result);
+    S.chartData[1] = ds && ds.property === "rainfall" ? runningTotal(xs, S.chartRaw) : S.chartRaw.slice();
+    if (xs.length > 400) { xs.shift(); S.chartRaw.shift(); S.chartData[1].shift(); }
     S.chart.setData(chartSeriesData());
   }
+
+  // ── district summary ──────────────────────────────────────────────────────────────────────
+  function fillDistricts() {
+    const sel = $("district-select"), prev = sel.value;
+    sel.innerHTML = Object.values(S.districts).sort((a, b) => a.code.localeCompare(b.code))
+      .map((d) => `<option value="${esc(d.code)}">${esc(lang === "ko" ? d.name_ko : d.name_en)}</option>`).join("");
+    if (prev) sel.value = prev;
+  }
+  $("district-select").addEventListener("change", (e) => showDistrict(e.target.value));
+  async function showDistrict(code) {
+    if (!code) return;
+    S.districtCode = code;
+    $("district-select").value = code;
+    let d;
+    try { d = await getJSON(`/api/v1/areas/${encodeURIComponent(code)}/summary`); } catch (e) { $("district-summary").textContent = String(e); return; }
+    if (S.districtCode !== code) return;
+    const st = d.statistics || {}, n = (k) => (st[k] ? Number(st[k].value).toLocaleString() + (st[k].year ? ` (${st[k].year})` : "") : "—");
+    const pl = d.places || {};
+    const rows = [["people", n("population")], ["elderly", n("age_65_plus")], ["children", n("under_15")],
+      ["foreigners", n("foreigners")], ["alone", n("elderly_living_alone")], ["disabled", n("disabled")],
+      ["shelters_n", `${(pl.shelter || 0).toLocaleString()} (${(d.shelter_capacity || 0).toLocaleString()})`],
+      ["stations_n", (pl.fire_station || 0).toLocaleString()], ["hospitals_n", (pl.hospital || 0).toLocaleString()],
+      ["at_risk", d.facilities_at_risk.length ? d.facilities_at_risk.map((f) => esc(f.name_ko) + " " + esc(f.safety_grade)).join(", ") : one(T.none)],
+      ["in_force", d.warnings.length ? d.warnings.map((w) => `<span class="lvl-tag lv-${esc(w.crisis_level)}">${esc(one(LEVEL_T[w.crisis_level] || [w.crisis_level, w.crisis_level]))}</span> ${esc(hz(w.hazard))}`).join(" ") : one(T.none)]];
+    $("district-summary").innerHTML = `<h3 class="muted">${esc(lang === "ko" ? d.name_ko + " · " + d.name_en : d.name_en + " · " + d.name_ko)}</h3>` +
+      `<dl class="facts">${rows.map(([k, v]) => `<dt>${esc(one(T[k]))}</dt><dd>${v}</dd>`).join("")}</dl>`;
+  }
+
+  // ── incidents and units (operators: the token decides what the room may see) ──────────────
+  S.incidentLayer = L.layerGroup().addTo(map);
+  async function loadIncidents() {
+    const token = $("f-token").value.trim(), ul = $("incidents");
+    if (!token) { ul.innerHTML = `<li class="empty">${esc(t("token_for"))}</li>`; S.incidentLayer.clearLayers(); return; }
+    const auth = { headers: { Accept: "application/json", Authorization: "Bearer " + token } };
+    let incidents = [], units = [];
+    try {
+      const [ri, ru] = await Promise.all([fetch("/api/v1/incidents?status=open&limit=50", auth), fetch("/api/v1/units", auth)]);
+      if (!ri.ok) { ul.innerHTML = `<li class="empty">${esc(await problem(ri))}</li>`; return; }
+      incidents = await ri.json(); units = ru.ok ? await ru.json() : [];
+    } catch (e) { console.warn(e); return; }
+    const free = units.filter((u) => u.status === "available").length;
+    ul.innerHTML = `<li class="muted">${esc(one(T.units_free))}: ${free} / ${units.length}</li>` + (incidents.length ? incidents.map((i) =>
+      `<li class="incident-item" data-id="${esc(i.id)}"><span class="tag">${esc(i.status)}</span>
+       <span class="a-main"><strong>${esc(i.title || i.kind)}</strong><br><span class="muted">${esc(i.kind)} · ${esc(i.center || "")} · ${fmtTime(i.opened_at)}</span></span></li>`).join("")
+      : `<li class="empty">${esc(t("no_incidents"))}</li>`);
+    S.incidentLayer.clearLayers();
+    for (const i of incidents) if (i.lon != null) L.marker([i.lat, i.lon], { title: i.title || i.kind, alt: i.title || i.kind, keyboard: true })
+      .bindTooltip(`${esc(i.title || i.kind)} · ${esc(i.status)}`).addTo(S.incidentLayer);
+    for (const u of units) if (u.lon != null) L.circleMarker([u.lat, u.lon], { radius: 4, color: "#7c2d12", weight: 1,
+      fillColor: u.status === "available" ? "#16a34a" : "#b91c1c", fillOpacity: 1 })
+      .bindTooltip(`${esc(u.call_sign)} · ${esc(u.unit_type)} · ${esc(u.status)}`).addTo(S.incidentLayer);
+  }
+  const reloadIncidents = debounce(loadIncidents, 300);
+  $("f-token").addEventListener("change", reloadIncidents);
 
   // ── issue form ────────────────────────────────────────────────────────────────────────────
   function showError(msg) { $("issue-error").textContent = msg || ""; }
@@ -409,7 +511,8 @@
     $("map").setAttribute("aria-label", pair(["서울 지도", "Map of Seoul"]));
     setConn($("conn").dataset.state);
     if (typeof latest !== "undefined" && latest) $("clock").textContent = fmtTime(latest);
-    legend(); renderWarnings(); renderAlerts(); styleDistricts(); fillForm();
+    legend(); renderWarnings(); renderAlerts(); styleDistricts(); fillForm(); fillDistricts();
+    if (S.districtCode) showDistrict(S.districtCode);
     Object.values(S.state).forEach(upsertMarker);
     if (S.chartId != null && S.state[S.chartId]) drawChart(S.state[S.chartId]);
   }
@@ -423,7 +526,7 @@
 
   // ── live stream ───────────────────────────────────────────────────────────────────────────
   function connect() {
-    const es = new EventSource("/api/v1/stream?types=" + encodeURIComponent("observation.>,warning.>,alert.>,sensor.>"));
+    const es = new EventSource("/api/v1/stream?types=" + encodeURIComponent("observation.>,warning.>,alert.>,sensor.>,incident.>,unit.>"));
     es.onopen = () => setConn("live");
     es.onerror = () => setConn("offline");
     es.addEventListener("observation", (ev) => {
@@ -458,10 +561,20 @@
     });
     es.addEventListener("alert.sent", (ev) => {
       const a = safeParse(ev.data) || {};
-      addTimeline("alert", `📢 ${esc(headlineOf(a))}${a.status === "Exercise" ? ` <span class="tag drill">${esc(one(T.drill))}</span>` : ""}`, a.crisis_level);
+      addTimeline("alert", `<span class="tag">CAP</span> ${esc(headlineOf(a))}${a.status === "Exercise" ? ` <span class="tag drill">${esc(one(T.drill))}</span>` : ""}`, a.crisis_level);
       if (a.id != null) S.liveAlerts[a.id] = Object.assign({ sent: new Date().toISOString() }, a);
       if (a.id != null && !S.alerts.some((x) => x.id === a.id)) { S.alerts.unshift(Object.assign({ sent: new Date().toISOString() }, a)); renderAlerts(); }
       reloadAlerts();
+    });
+    es.addEventListener("warning.acknowledged", (ev) => {
+      const w = safeParse(ev.data) || {};
+      addTimeline("ack", `✓ ${esc(one(T.acked))}: <strong>${esc(hz(w.hazard || ""))}</strong> · ${areaName(w.area_code)} · ${esc(w.acknowledged_by || "")}`, null, w.acknowledged_at);
+      reloadWarnings();
+    });
+    for (const type of ["incident.changed", "unit.changed"]) es.addEventListener(type, (ev) => {
+      const d = safeParse(ev.data) || {};
+      if (type === "incident.changed") addTimeline("incident", `<span class="tag">${esc(one(["사건", "Incident"]))}</span> ${esc(d.title || d.kind || "")} · ${esc(d.status || "")}`);
+      reloadIncidents();
     });
     es.addEventListener("sensor.silent", (ev) => {
       const s = safeParse(ev.data) || {};
@@ -482,8 +595,10 @@
     for (const ds of state) { S.state[ds.datastream_id] = ds; S.stages[ds.datastream_id] = stagesFor(ds); upsertMarker(ds);
       if (ds.phenomenon_time > latest) latest = ds.phenomenon_time; }
     $("clock").textContent = fmtTime(latest);
-    fillForm(); fillStations();
-    await Promise.all([loadWarnings(), loadAlerts()]);
+    fillForm(); fillStations(); fillDistricts();
+    await Promise.all([loadWarnings(), loadAlerts(), loadIncidents()]);
+    const first = Object.keys(S.districts).sort()[0];
+    if (first) showDistrict(S.districtCode || first);
     connect();
     window.addEventListener("resize", debounce(() => { if (S.chart) S.chart.setSize({ width: $("chart").clientWidth, height: chartHeight() }); map.invalidateSize(); }, 200));
   }
