@@ -93,6 +93,8 @@ def load_with_progress(engine, pack: str):
     areas = ", ".join(f"{n} {level}" for level, n in report.areas.items())
     places = ", ".join(f"{n} {kind}" for kind, n in sorted(report.places.items()))
     console.print(f"[green]loaded[/green] {report.city}: {areas}; {report.statistics} statistics rows; {places}")
+    if report.outside:
+        console.print(f"[yellow]{len(report.outside)} places lie outside the boundaries[/yellow]: {', '.join(report.outside[:10])}")
     if report.official_area_km2:
         gap = report.area_km2 / report.official_area_km2 - 1
         console.print(f"district area {report.area_km2:.1f} km² vs official {report.official_area_km2} km² ({gap:+.2%})")

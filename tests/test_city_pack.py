@@ -159,7 +159,7 @@ def test_a_public_dataset_loads_through_a_column_mapping(tmp_path, sqlite_engine
                 'capacity = "이용가능인원"\n[places.defaults]\nshelter_kind = "cooling"\n')
     load_city(sqlite_engine, str(pack))
     with sqlite_engine.connect() as conn:
-        [shelter] = places.list_places(conn, "shelter")
+        [shelter] = [s for s in places.list_places(conn, "shelter") if s["ref"] == "시청 무더위쉼터"]
     assert (shelter["name_ko"], shelter["capacity"], shelter["area_code"][:5]) == ("시청 무더위쉼터", 40, "11140")
 
 

@@ -21,7 +21,15 @@ from shapely.geometry import Point, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from haechi.core.errors import InvalidInput
-from haechi.model.city import SAFETY_GRADES, FacilityType, Indicator, PlaceKind, ShelterKind
+from haechi.model.city import (
+    SAFETY_GRADES,
+    EmergencyLevel,
+    FacilityType,
+    FireStationType,
+    Indicator,
+    PlaceKind,
+    ShelterKind,
+)
 
 from .romanize import romanize_dong
 
@@ -194,16 +202,30 @@ def statistics_rows(folder: Path, manifest: Manifest) -> list[dict[str, Any]]:
 
 
 class AreaLocator:
-    """Finds the dong (or district) containing a point, with an STRtree over the boundaries."""
+    """Finds the dong (or district) containing a point, with STRtrees over the boundaries.
+
+    Dong polygons do not tile their district exactly: slivers of a few metres are left between neighbours. A point
+    inside a district but in such a sliver gets the district's nearest dong; a point outside every district gets
+    nothing (the caller reports it).
+    """
 
     def __init__(self, area_rows: list[dict[str, Any]]) -> None:
-        finest = [r for r in area_rows if r["level"] == "dong"] or [r for r in area_rows if r["level"] == "district"]
-        self._codes = [r["code"] for r in finest]
-        self._tree = STRtree([shape(r["geometry"]) for r in finest])
+        self._dongs = [(r["code"], r["parent_code"], shape(r["geometry"])) for r in area_rows if r["level"] == "dong"]
+        self._districts = [(r["code"], shape(r["geometry"])) for r in area_rows if r["level"] == "district"]
+        self._dong_tree = STRtree([g for _, _, g in self._dongs])
+        self._district_tree = STRtree([g for _, g in self._districts])
 
     def code_at(self, lon: float, lat: float) -> str | None:
-        hits = self._tree.query(Point(lon, lat), predicate="intersects")
-        return self._codes[int(min(hits))] if len(hits) else None
+        point = Point(lon, lat)
+        hits = self._dong_tree.query(point, predicate="intersects")
+        if len(hits):
+            return self._dongs[int(min(hits))][0]
+        hits = self._district_tree.query(point, predicate="intersects")
+        if not len(hits):
+            return None
+        district = self._districts[int(min(hits))][0]
+        own = [(g.distance(point), code) for code, parent, g in self._dongs if parent == district]
+        return min(own)[1] if own else district
 
 
 PLACE_COMMON = ("ref", "name_ko", "name_en", "address")
@@ -232,7 +254,9 @@ def _place(raw: dict[str, str], spec: PlaceFile, locate: AreaLocator, where: str
         raise InvalidInput(f"{where}: lon/lat must both be given, in degrees (got {raw.get('lon')!r}, {raw.get('lat')!r})")
     _check_choices(raw, kind, where)
     known = set(PLACE_COMMON) | {"kind", "lon", "lat", "source", "district_code"}
-    extra = {k: _number_or_text(v) for k, v in raw.items() if k not in known and v not in ("", None)}
+    # Codes keep their leading digits as text; other numbers become numbers.
+    extra = {k: v if k.endswith("_code") else _number_or_text(v)
+             for k, v in raw.items() if k not in known and v not in ("", None)}
     area_code = locate.code_at(lon, lat) if lon is not None else (raw.get("district_code") or None)
     row = {k: raw.get(k) or None for k in PLACE_COMMON}
     return row | {
@@ -245,6 +269,8 @@ def _place(raw: dict[str, str], spec: PlaceFile, locate: AreaLocator, where: str
 CHOICES: dict[PlaceKind, dict[str, tuple[str, ...]]] = {
     PlaceKind.SHELTER: {"shelter_kind": tuple(ShelterKind)},
     PlaceKind.FACILITY: {"facility_type": tuple(FacilityType), "safety_grade": ("", *SAFETY_GRADES)},
+    PlaceKind.HOSPITAL: {"emergency_level": ("", *EmergencyLevel)},
+    PlaceKind.FIRE_STATION: {"station_type": ("", *FireStationType)},
 }
 
 

@@ -40,6 +40,8 @@ class PlaceKind(StrEnum):
     TIDE_STATION = "tide_station"
     WEATHER_STATION = "weather_station"
     AIR_STATION = "air_station"
+    STORE_24H = "store_24h"  # 24-hour convenience stores (안심편의점), safe spots on the way home
+    POLICE_BOX = "police_box"  # 지구대 · 파출소 · 치안센터
 
 
 class FacilityType(StrEnum):
@@ -55,6 +57,24 @@ class ShelterKind(StrEnum):
     EARTHQUAKE_OUTDOOR = "earthquake_outdoor"  # 지진 옥외대피장소
     COOLING = "cooling"  # 무더위쉼터
     TEMPORARY_HOUSING = "temporary_housing"  # 이재민 임시주거시설
+
+
+class EmergencyLevel(StrEnum):
+    """Emergency-care designation of a hospital (응급의료에 관한 법률; codes of the NEMC data)."""
+
+    REGIONAL = "regional"  # 권역응급의료센터 (G001)
+    LOCAL_CENTER = "local_center"  # 지역응급의료센터 (G006)
+    LOCAL_INSTITUTION = "local_institution"  # 지역응급의료기관 (G007)
+    ER_REPORTED = "er_reported"  # 응급실운영신고기관 (G009): runs an ER without a designation
+
+
+class FireStationType(StrEnum):
+    """Units of a fire service that a 119 dispatch can start from, or that command them."""
+
+    HEADQUARTERS = "headquarters"  # 소방재난본부
+    FIRE_STATION = "fire_station"  # 소방서
+    SAFETY_CENTER = "safety_center"  # 119안전센터
+    RESCUE_UNIT = "rescue_unit"  # 119구조대 / 특수구조대
 
 
 #: Facility safety grades of the Special Act on Facility Safety (시설물안전법): A best, E worst.
