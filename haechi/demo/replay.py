@@ -8,11 +8,13 @@ scenario seconds pass per real second (0: as fast as the machine goes).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import csv
 import tomllib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,8 @@ class Scenario:
     #: Places the scenario needs that a city pack need not have (e.g. the weather stations reported).
     stations: list[dict[str, Any]] = field(default_factory=list)
     #: "cumulative": the file holds published accumulations per station, spread over ``step_minutes``.
+    #: "instant": the file holds published values (concentrations, temperatures) at their times,
+    #: joined linearly (``interpolate``) and replayed every ``step_minutes`` and at each published time.
     reconstruct: str | None = None
     step_minutes: int = 10
     end_kst: str | None = None
@@ -96,6 +100,8 @@ def steps(chosen: Scenario, streams: dict[str, int]) -> list[tuple[datetime, lis
     units = {s["column"]: s["unit"] for s in chosen.series}
     if chosen.reconstruct == "cumulative":
         return _spread_steps(chosen, streams, units)
+    if chosen.reconstruct == "instant":
+        return _instant_steps(chosen, streams, units)
     out = []
     with open(chosen.file, encoding="utf-8") as f:
         for row in csv.DictReader(f):
@@ -130,13 +136,63 @@ def spread(points: list[tuple[datetime, float]], times: list[datetime]) -> list[
     def total(at: datetime) -> float:
         if at <= points[0][0]:
             return points[0][1]
-        for (t0, v0), (t1, v1) in zip(points, points[1:]):
+        for (t0, v0), (t1, v1) in pairwise(points):
             if at <= t1:
                 return v0 + (v1 - v0) * ((at - t0) / (t1 - t0))
         return points[-1][1]
 
     step = times[1] - times[0] if len(times) > 1 else timedelta(0)
     return [round(round(total(at), 2) - round(total(at - step), 2), 2) for at in times]
+
+
+def _instant_steps(chosen: Scenario, streams: dict[str, int], units: dict[str, str]):
+    points: dict[str, list[tuple[datetime, float]]] = {}
+    with open(chosen.file, encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            at = datetime.fromisoformat(row[chosen.time_column]).replace(tzinfo=KST)
+            points.setdefault(row["series"], []).append((at, float(row["value"])))
+    for column in streams:
+        if column not in points:
+            raise InvalidInput(f"{chosen.file.name} has no published values for series {column!r}", field="series")
+        points[column].sort()
+    end = datetime.fromisoformat(chosen.end_kst).replace(tzinfo=KST) if chosen.end_kst else None
+    times = instant_times([points[c] for c in streams], timedelta(minutes=chosen.step_minutes), end)
+    per_series = {c: interpolate(points[c], times) for c in streams}
+    return [(at, [Reading(streams[c], at, per_series[c][i], units[c]) for c in streams])
+            for i, at in enumerate(times)]
+
+
+def instant_times(series: list[list[tuple[datetime, float]]], step: timedelta,
+                  end: datetime | None = None) -> list[datetime]:
+    """The replay's times: every ``step`` from the hour of the first published time to the last
+    published time (or ``end``), plus every published time itself, so each published value is
+    replayed as published and not only approximated between grid steps."""
+    published = {t for points in series for t, _ in points}
+    first = min(published).replace(minute=0, second=0, microsecond=0)
+    last = end or max(published)
+    grid = {first + i * step for i in range(int((last - first) / step) + 1)}
+    return sorted(t for t in grid | published if first <= t <= last)
+
+
+def interpolate(points: list[tuple[datetime, float]], times: list[datetime]) -> list[float]:
+    """Values at ``times`` from published (time, value) ``points``, sorted by time.
+
+    Linear between two published points, flat before the first and after the last: no peak, dip
+    or daily cycle that the published figures do not show.
+    """
+    at_times = [t for t, _ in points]
+    out = []
+    for at in times:
+        if at <= at_times[0]:
+            value = points[0][1]
+        elif at >= at_times[-1]:
+            value = points[-1][1]
+        else:
+            i = bisect.bisect_right(at_times, at)  # points[i - 1] <= at < points[i]
+            (t0, v0), (t1, v1) = points[i - 1], points[i]
+            value = v0 + (v1 - v0) * ((at - t0) / (t1 - t0))
+        out.append(round(value, 2))
+    return out
 
 
 async def replay(

@@ -30,7 +30,7 @@ def show_timeline(bus: Bus, console: Console) -> None:
         at = datetime.fromisoformat(d["at"]).strftime("%Y-%m-%d %H:%M")
         level = f"{CRISIS_KO.get(d['crisis_level'], '')} {d['crisis_level'] or ''}".strip() or "—"
         console.print(f"[bold]{at} KST[/bold]  {d['hazard']} · {d['area']}  "
-                      f"[yellow]{KIND_KO[d['kind']]}[/yellow]  ({level}, {d['value']:g})")
+                      f"[yellow]{KIND_KO[d['kind']]}[/yellow]  ({level}, {d['value']:.4g})")
 
     async def on_alert(event: Event) -> None:
         headlines = event.data.get("headline", {})
