@@ -1,4 +1,4 @@
-"""The ``haechi`` command: serve, demo, city packs, database and tokens."""
+"""The ``haechi`` command: serve, demo, city packs, database, tokens and every capability's commands."""
 
 from __future__ import annotations
 
@@ -10,9 +10,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from haechi.care.commands import care_app
 from haechi.core.errors import HaechiError
 from haechi.core.settings import get_settings
+from haechi.imports.commands import import_app
 from haechi.model.access import Center, Role
+from haechi.reports import commands as report_commands
+from haechi.response.commands import incident_app, unit_app
+from haechi.risk.commands import risk_app
+from haechi.roads.commands import app as roads_app
+from haechi.simulation.commands import install as install_simulations
+from haechi.warehouse import commands as warehouse_commands
 
 app = typer.Typer(help="Haechi — urban safety integrated platform (도시안전 통합플랫폼).", no_args_is_help=True)
 city_app = typer.Typer(help="City packs: boundaries, statistics and places (도시 데이터 팩).", no_args_is_help=True)
@@ -25,8 +33,18 @@ deadletter_app = typer.Typer(help="Refused input kept with its reason (거부된
 app.add_typer(deadletter_app, name="deadletter")
 alert_app = typer.Typer(help="Alerts by hand and drills (수동 경보 · 훈련).", no_args_is_help=True)
 app.add_typer(alert_app, name="alert")
-simulate_app = typer.Typer(help="Simulated devices for demos and benchmarks (가상 센서).", no_args_is_help=True)
+simulate_app = typer.Typer(help="What-if simulations and simulated devices (가상 도시 시뮬레이션 · 가상 센서).", no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
+install_simulations(simulate_app)  # simulate quake|flood|heat|crowd: the virtual city (issue 5)
+app.add_typer(risk_app, name="risk")  # regional risk index (issue 5)
+app.add_typer(incident_app, name="incident")  # incidents of the three centers (issue 9)
+app.add_typer(unit_app, name="unit")  # 119 units (issue 9)
+app.add_typer(roads_app, name="roads")  # road graph, routing, evacuation, coverage (issue 9)
+app.add_typer(care_app, name="care")  # care for the vulnerable (issue 6)
+app.add_typer(import_app, name="import")  # linking existing systems (issue 7)
+app.add_typer(warehouse_commands.app, name="lake")  # the Parquet lake (issue 7)
+app.add_typer(warehouse_commands.mart_app, name="mart")  # data marts and patterns (issue 7)
+app.add_typer(report_commands.app, name="report")  # HTML and PDF reports (issue 7)
 
 console = Console()
 DatabaseUrl = Annotated[

@@ -130,3 +130,34 @@ def test_sse_stream_carries_each_stored_observation(sqlite_engine):
     seen = [d for e, d in listener.seen if e == "observation"]
     assert [o["result"] for o in seen] == [5.0, 5.1, 5.2]
     assert {o["datastream_id"] for o in seen} == {level} and seen[0]["quality"] == "good"
+
+
+def test_the_anonymous_stream_carries_the_public_picture_only(sqlite_engine):
+    """Incidents can name people and places: they go to staff tokens only; warnings go to everyone."""
+    import httpx
+    from conftest import LiveServer, SseListener
+    from test_api_support import seed
+
+    from haechi.api.app import create_app
+
+    tokens, _ = seed(sqlite_engine)
+    staff = {"Authorization": f"Bearer {tokens['operator']}"}
+    with LiveServer(create_app(sqlite_engine)) as server:
+        def listen(query):
+            return SseListener(f"{server.url}/api/v1/stream?types=incident.>,warning.>{query}",
+                               lambda seen: any(e == "warning.acknowledged" for e, _ in seen), timeout=30)
+
+        with (listen("") as anonymous, listen(f"&token={tokens['citizen']}") as resident,
+              listen(f"&token={tokens['operator']}") as operator):
+            opened = httpx.post(f"{server.url}/api/v1/incidents", headers=staff, json={
+                "kind": "fire", "title": "상가 화재", "lon": 127.03, "lat": 37.5})
+            assert opened.status_code == 201, opened.text
+            issued = httpx.post(f"{server.url}/api/v1/alerts", headers=staff,
+                                json={"hazard": "heavy_rain", "level": "advisory", "area": "11680"})
+            assert issued.status_code == 201, issued.text
+            [warning] = httpx.get(f"{server.url}/api/v1/warnings").json()
+            seen = httpx.post(f"{server.url}/api/v1/warnings/{warning['id']}/acknowledge", headers=staff)
+            assert seen.status_code == 200, seen.text  # the listeners stop on this event
+    assert [e for e, _ in anonymous.seen] == ["warning.acknowledged"]
+    assert [e for e, _ in resident.seen] == ["warning.acknowledged"]
+    assert [e for e, _ in operator.seen] == ["incident.changed", "warning.acknowledged"]

@@ -86,3 +86,20 @@ def test_headless_heavy_rain_warns_the_south_and_spares_the_north(tmp_path, monk
         validate(xml)
     listing = CliRunner().invoke(app, ["demo", "--list"]).output
     assert "heavy-rain-2022" in listing and "2022년 8월 8–9일 서울 집중호우" in listing
+
+
+def test_the_earthquake_what_if_is_a_stored_simulation_that_leaves_live_state_alone(tmp_path, monkeypatch):
+    from haechi.store.schema import observations
+    from haechi.store.schema import simulations as runs
+
+    monkeypatch.setenv("COLUMNS", "200")
+    url = f"sqlite:///{tmp_path / 'quake.db'}"
+    result = CliRunner().invoke(app, ["demo", "--headless", "--scenario", "earthquake-what-if", "--database-url", url])
+    assert result.exit_code == 0, result.output
+    assert "most shaken dongs" in result.output and "inspect first" in result.output
+    engine = open_db(url)
+    with engine.connect() as conn:
+        [run] = conn.execute(select(runs.c.kind, runs.c.status, runs.c.result)).all()
+        assert conn.execute(select(warnings)).all() == [] and conn.execute(select(observations)).all() == []
+    assert (run.kind, run.status) == ("quake", "done")
+    assert run.result["summary"]["magnitude"] == 5.8 and run.result["summary"]["max_mmi"] >= 6

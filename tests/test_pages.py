@@ -135,6 +135,8 @@ def test_an_operator_acknowledges_a_warning_and_reads_the_district_panel(browser
     page.wait_for_function("document.querySelector('#district-summary').innerText.includes('강남구')", timeout=10_000)
     panel = page.inner_text("#district-summary")
     assert "인구" in panel and "미세먼지" in panel  # people, and the warning in force there
+    # the operator's token opens the incident queue and the units
+    page.wait_for_function("document.querySelector('#incidents').innerText.includes('가용 출동대')", timeout=10_000)
     dust = page.locator("#warnings .warning-item", has_text="미세먼지")
     dust.locator(".ack-w").click()
     dust.locator(".ack").wait_for(timeout=10_000)
@@ -173,4 +175,44 @@ def test_a_citizen_attaches_a_photo_finds_a_route_and_subscribes(browser, city, 
         page.click("#shelters .route-btn")
         page.wait_for_function("document.querySelector('#route-status').innerText.length > 0", timeout=10_000)
         assert "straight line" in page.inner_text("#route-status") or "by road" in page.inner_text("#route-status")
+    page.close()
+
+
+def test_the_risk_index_colours_the_districts_for_an_operator(browser, city):
+    url, tokens, _ = city
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/room")
+    page.wait_for_function("document.querySelectorAll('#map [data-code]').length === 25")
+    page.select_option("#layer-select", "risk")  # without a token: refused clearly, back to warnings
+    page.wait_for_function("document.querySelector('#issue-error').innerText.length > 0")
+    assert page.input_value("#layer-select") == "warnings"
+    page.fill("#f-token", tokens["operator"])
+    page.select_option("#layer-select", "risk")
+    page.wait_for_function("[...document.querySelectorAll('#map [data-code]')].filter(e => e.dataset.value).length === 25",
+                           timeout=20_000)
+    assert "위험도" in page.inner_text("#legend")
+    assert _axe_serious(page) == []
+    page.close()
+
+
+def test_a_what_if_earthquake_is_drawn_by_shaking_per_dong(browser, city):
+    import time
+
+    url, tokens, _ = city
+    staff = {"Authorization": f"Bearer {tokens['operator']}"}
+    started = httpx.post(f"{url}/api/v1/simulations", headers=staff, json={
+        "kind": "quake", "params": {"lon": 126.978, "lat": 37.5665, "magnitude": 5.8, "depth_km": 15}})
+    assert started.status_code == 202, started.text
+    for _ in range(600):
+        if httpx.get(f"{url}{started.headers['location']}", headers=staff).json()["status"] == "done":
+            break
+        time.sleep(0.1)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/room")
+    page.wait_for_function("document.querySelectorAll('#map [data-code]').length === 25")
+    page.fill("#f-token", tokens["operator"])
+    page.select_option("#layer-select", "simulation")
+    # 25 districts plus one shape per dong of Seoul
+    page.wait_for_function("document.querySelectorAll('#map .leaflet-overlay-pane path').length > 400", timeout=20_000)
+    assert "진도" in page.inner_text("#legend")
     page.close()

@@ -16,6 +16,8 @@ from haechi import __version__
 from haechi.alerts.channels import AlertDispatcher
 from haechi.bus.memory import InProcessBus
 from haechi.bus.nats import NatsBus
+from haechi.care.mqtt import CareMqtt
+from haechi.care.service import CareService, purge_every
 from haechi.core.clock import utcnow
 from haechi.core.events import Bus, Event
 from haechi.core.settings import Settings, get_settings
@@ -23,6 +25,7 @@ from haechi.ingest.mqtt import MqttIngest
 from haechi.ingest.pipeline import Pipeline
 from haechi.ingest.queue import LocalSink, open_sink
 from haechi.ingest.watch import newly_silent
+from haechi.response.watch import watch_drone_positions
 from haechi.warnings.service import WarningService
 from haechi.web import install_pages
 
@@ -31,13 +34,25 @@ from . import (
     alerts_manual,
     alerts_public,
     areas,
+    care,
+    cctv,
     disasters,
+    drones,
+    imports,  # importers from existing systems (issue 7)
+    incidents,
+    opendata,  # open data (issue 7)
     places,
+    predictions,  # live forecasts (issue 5)
     projects,
     reports,
+    risk,
+    roads,
     sensing,
+    simulations,
     subscriptions,
     system,
+    units,
+    warehouse,  # the warehouse for staff (issue 7)
     warnings,
 )
 from .audit import AuditMiddleware
@@ -59,6 +74,18 @@ API_ROUTERS = (
     sensing.router,
     warnings.router,
     alerts_manual.router,
+    imports.router,  # importers from existing systems (issue 7)
+    care.router,  # care for the vulnerable (issue 6)
+    incidents.router,
+    units.router,
+    cctv.router,
+    drones.router,
+    roads.router,  # roads, routing, evacuation, coverage (issue 9)
+    simulations.router,
+    risk.router,
+    opendata.router, opendata.page_router,  # open data (issue 7)
+    warehouse.router,  # lake, marts and patterns for staff (issue 7)
+    predictions.router,  # live forecasts feeding warnings (issue 5)
 )
 log = logging.getLogger(__name__)
 
@@ -88,6 +115,7 @@ def create_app(
     # Where adapters hand readings: the pipeline itself, or the NATS ingest queue (lifespan).
     app.state.sink = LocalSink(app.state.pipeline)
     app.state.metrics = HttpMetrics(engine)
+    app.state.care = CareService(engine, bus, retention_h=settings.care_retention_h)  # issue 6
     install_problem_handlers(app)
     for router in API_ROUTERS:
         app.include_router(router)
@@ -100,6 +128,7 @@ def create_app(
     # Added innermost first: metrics see everything, audit sees refusals by the size limit.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        overrides={f"{sensing.API_PREFIX}/observations": settings.max_ingest_bytes,
+                                  f"{sensing.API_PREFIX}/imports": settings.max_ingest_bytes,
                                   "/sta/v1.1/CreateObservations": settings.max_sta_batch_bytes,
                                   f"{reports.API_PREFIX}/reports/*/photos": settings.max_photo_bytes})
     app.add_middleware(AuditMiddleware, engine=engine)
@@ -119,6 +148,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.sink = await open_sink(pipeline, settings.bus_url)
         app.state.bus = await NatsBus.connect(settings.bus_url, name="haechi-api")
         app.state.bus.subscribe("observation.stored", _show_stored(pipeline), ephemeral=True)
+    watch_drone_positions(app.state.engine, app.state.bus)  # drone.position on the live stream (issue 9)
     watcher = asyncio.create_task(_watch_silence(app), name="silence-watch")
     mqtt = MqttIngest(settings.mqtt_url, app.state.sink) if settings.mqtt_url else None
     if mqtt:
@@ -131,9 +161,24 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine, app.state.bus, public_url=settings.public_url or f"http://{settings.host}:{settings.port}"
     )
     await app.state.dispatcher.start()
+    # Care (issue 6): zones/hazards/trips loaded, device MQTT consumer, scheduled purge and clock.
+    care: CareService = app.state.care
+    care.bus = app.state.bus
+    await care.start()
+    care_url = settings.care_mqtt_url or settings.mqtt_url
+    care_mqtt = CareMqtt(care_url, care, topic_prefix=settings.care_topic_prefix,
+                         client_id=f"haechi-care-{settings.care_topic_prefix.replace('/', '-')}") if care_url else None
+    if care_mqtt:
+        await care_mqtt.start()
+    app.state.care_mqtt = care_mqtt
+    care_clock = asyncio.create_task(purge_every(care, settings.care_tick_s), name="care-purge")
     try:
         yield
     finally:
+        care_clock.cancel()
+        if care_mqtt:
+            await care_mqtt.stop()
+        await care.stop()
         app.state.warnings.stop()
         refresher.cancel()
         await app.state.dispatcher.stop()

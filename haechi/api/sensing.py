@@ -16,9 +16,9 @@ from haechi.core.events import Event
 from haechi.ingest import parse
 from haechi.ingest.pipeline import Pipeline, Report
 from haechi.model.access import Role
-from haechi.store.access import Principal
+from haechi.store.access import Principal, authenticate
 
-from .auth import require
+from .auth import identify, require
 from .common import API_PREFIX, AreaCode
 from .problems import PROBLEM_RESPONSES
 
@@ -234,14 +234,24 @@ HEARTBEAT_S = 15.0
 async def live_stream(
     request: Request,
     types: Annotated[str, Query(description="Comma-separated event patterns, e.g. observation.>,sensor.>")] = ">",
+    token: Annotated[str | None, Query(
+        description="Staff token, for browsers' EventSource (it cannot send headers); "
+                    "the Authorization header works too")] = None,
 ) -> StreamingResponse:
-    """Server-Sent Events: one `observation` event per stored reading, plus sensor and other events."""
+    """Server-Sent Events: one `observation` event per stored reading, plus sensor and other events.
+
+    Anyone sees the public picture (observations, sensors, warnings, alerts); incidents, units,
+    drones, CCTV and care events go only to staff tokens, since they can name people and places.
+    """
     queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=STREAM_BUFFER)
     patterns = [p.strip() for p in types.split(",") if p.strip()]
+    staff = _is_staff(request, token)
     lagged = 0
 
     async def enqueue(event: Event) -> None:
         nonlocal lagged
+        if not staff and not event.type.startswith(PUBLIC_EVENTS):
+            return
         if queue.full():
             queue.get_nowait()
             lagged += 1
@@ -271,6 +281,19 @@ async def live_stream(
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+#: Event families anyone may follow; everything else on the bus is for staff.
+PUBLIC_EVENTS = ("observation", "sensor.", "warning.", "alert.")
+STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.DISTRICT_OFFICIAL})
+
+
+def _is_staff(request: Request, token: str | None) -> bool:
+    principal = identify(request.app.state.engine, request.scope).principal
+    if principal is None and token:
+        with request.app.state.engine.connect() as conn:
+            principal = authenticate(conn, token)
+    return principal is not None and principal.role in STAFF
 
 
 def _expand(event: Event):

@@ -33,10 +33,21 @@ class Settings(BaseSettings):
         100_000_000, description="Largest SensorThings CreateObservations body (read whole, so bounded)."
     )
     silence_check_s: float = Field(60.0, description="How often the live state is checked for silent sensors.")
+    road_graph: str = Field(
+        "haechi-roads.npz", description="Road graph cache built by `haechi roads import FILE` (or `roads generate`)."
+    )
     max_body_bytes: int = Field(
         1_000_000, description="Largest JSON body accepted by ordinary endpoints (bulk ingest has its own limit)."
     )
+    # Care for the vulnerable (issue 6): positions are personal data, kept only this long.
+    care_retention_h: float = Field(24.0, gt=0, description="Hours care positions and activity are kept before purge.")
+    care_tick_s: float = Field(60.0, gt=0, description="How often care purges old positions and checks trips/welfare.")
+    care_topic_prefix: str = Field("haechi/care", description="MQTT prefix of care devices: <prefix>/<device>/position.")
+    care_mqtt_url: str | None = Field(None, description="Broker of the care devices; mqtt_url when unset.")
     max_photo_bytes: int = Field(8_000_000, description="Largest photo a citizen may attach to a hazard report.")
+    lake_dir: str = Field("lake", description="Folder of the Parquet lake and data marts (haechi lake/mart).")
+    open_rate_per_s: float = Field(2.0, description="Open-data requests refilled per second per client.")
+    open_burst: int = Field(30, description="Open-data requests a client may make at once (token bucket size).")
 
 
 @lru_cache

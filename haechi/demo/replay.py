@@ -49,14 +49,18 @@ class Scenario:
     reconstruct: str | None = None
     step_minutes: int = 10
     end_kst: str | None = None
+    #: A what-if instead of a replay: the simulation kind (haechi/simulation) and its parameters.
+    simulation: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def scenarios() -> dict[str, Scenario]:
     with open(SCENARIOS / "scenarios.toml", "rb") as f:
         spec = tomllib.load(f)
     return {name: Scenario(name, s["title_ko"], s["title_en"], s["description"], s["source"],
-                           SCENARIOS / s["file"], s["time_column"], s["series"], s.get("stations", []),
-                           s.get("reconstruct"), s.get("step_minutes", 10), s.get("end_kst"))
+                           SCENARIOS / s.get("file", ""), s.get("time_column", ""), s.get("series", []),
+                           s.get("stations", []), s.get("reconstruct"), s.get("step_minutes", 10), s.get("end_kst"),
+                           s.get("simulation"), s.get("params", {}))
             for name, s in spec.items()}
 
 

@@ -43,6 +43,8 @@ def show_timeline(bus: Bus, console: Console) -> None:
 
 
 async def play(sink: Sink, chosen: Scenario, engine: Engine, speed: float, console: Console) -> int:
+    if chosen.simulation:
+        return await asyncio.to_thread(what_if, engine, chosen, console)
     timeline = steps(chosen, resolve(engine, chosen))
     console.print(f"[bold]{chosen.title_ko} · {chosen.title_en}[/bold] — {len(timeline)} steps, "
                   f"{timeline[0][0]:%Y-%m-%d} to {timeline[-1][0]:%Y-%m-%d}, speed ×{speed:g}")
@@ -65,3 +67,31 @@ async def headless(engine: Engine, chosen: Scenario, speed: float, console: Cons
         return await play(LocalSink(pipeline), chosen, engine, speed, console)
     finally:
         warnings.stop()
+
+
+def what_if(engine: Engine, chosen: Scenario, console: Console) -> int:
+    """Run a what-if scenario as a stored simulation (live state untouched) and print what it found."""
+    from haechi.simulation import runs
+
+    with engine.begin() as conn:
+        run = runs.create(conn, chosen.simulation, runs.accept(engine, chosen.simulation, chosen.params), "demo")
+    console.print(f"[bold]{chosen.title_ko} · {chosen.title_en}[/bold] — simulation {run['id']} ({chosen.simulation})")
+    with console.status("simulating…") as status:
+        done = runs.execute(engine, run["id"], lambda n, total, what: status.update(f"{what} · {n}/{total}"))
+    if done["status"] != "done":
+        console.print(f"[red]simulation {done['status']}[/red]: {done.get('error') or ''}")
+        return 0
+    result = done["result"]
+    summary = result["summary"]
+    console.print(f"strongest shaking: intensity {summary['max_mmi']} (MMI), PGA {summary['max_pga_g']} g; "
+                  f"{summary['areas_mmi_6_plus']} of {summary['areas']} dongs at intensity VI or more; "
+                  f"{summary.get('population_mmi_6_plus', 0):,} residents there")
+    worst = sorted(result["areas"], key=lambda a: -a["mmi"])[:5]
+    console.print("most shaken dongs: " + ", ".join(f"{a['name_ko']} (MMI {a['mmi']})" for a in worst))
+    for item in result.get("inspection", [])[:5]:
+        console.print(escape(f"    inspect first: {item['name_ko']} ({item['role']}), "
+                             f"P(moderate damage or worse) {item['p_moderate_or_worse']:.0%}"))
+    for note in summary.get("notes", []):
+        console.print(escape(f"    note: {note}"))
+    console.print(f"map layer: /api/v1/simulations/{run['id']}/layer · scenario over")
+    return len(result["areas"])

@@ -319,6 +319,10 @@ fire_units = Table(
     Column("call_sign", String(64), nullable=False, unique=True),
     Column("unit_type", String(32), nullable=False),  # pumper, tanker, ladder, rescue, ambulance
     Column("status", String(16), nullable=False, default="available"),
+    # Where the unit is now (its station until it reports otherwise) and since when its status holds.
+    Column("lon", Float),
+    Column("lat", Float),
+    _when("status_changed_at"),
 )
 
 # ── 3. Disaster occurrences ─────────────────────────────────────────────────────────────
@@ -516,22 +520,314 @@ dead_letters = Table(
 )
 
 # ── 5. Response: incidents shared by the three centers, 119 units, drones (issue 9) ─────
+#: An incident the three centers share: one owner at a time, every change in ``incident_events``.
+incidents = Table(
+    "incidents", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False, index=True),  # haechi/response/data/incident_kinds.csv
+    Column("title", String(300), nullable=False),
+    Column("severity", String(16), nullable=False),  # low · medium · high · critical
+    Column("status", String(16), nullable=False, index=True),  # reported → … → closed (lifecycle.csv)
+    Column("center", String(32), nullable=False, index=True),  # the owning Center
+    *_point(),
+    Column("area_code", String(10), index=True),
+    Column("source", String(16), nullable=False),  # operator · report · warning · cctv
+    Column("source_ref", String(100)),  # the report, warning or CCTV event it came from
+    Column("detail", JSON),
+    _when("opened_at", nullable=False, index=True),
+    _when("updated_at", nullable=False),
+    _when("closed_at"),
+    Column("created_by", String(100), nullable=False),
+)
+
+#: The audit trail of incidents: who changed what, when, from what to what (never updated).
+incident_events = Table(
+    "incident_events", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("incident_id", ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False, index=True),
+    _when("at", nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(32), nullable=False),  # opened · status · handoff · dispatch · arrival · note …
+    Column("from_value", String(100)),
+    Column("to_value", String(100)),
+    Column("note", Text),
+    Column("detail", JSON),
+)
+
+#: Analytics events posted by camera systems; the camera system's own id makes a resend a replay.
+cctv_events = Table(
+    "cctv_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_id", String(100), nullable=False, unique=True),
+    Column("camera_place_id", ForeignKey("places.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("event_type", String(32), nullable=False),  # smoke_fire · fall · intrusion · crowd_density
+    _when("observed_at", nullable=False, index=True),
+    _when("received_at", nullable=False),
+    *_point(),
+    Column("confidence", Float),
+    Column("density", Float),  # people per m², crowd_density only
+    Column("incident_id", ForeignKey("incidents.id", ondelete="SET NULL"), index=True),
+    Column("payload", JSON),
+)
+
+#: Drones and their bases; telemetry goes through the sensing pipeline to the drone's Thing.
+drones = Table(
+    "drones", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("call_sign", String(64), nullable=False, unique=True),
+    Column("model", String(100)),
+    Column("base_place_id", ForeignKey("places.id", ondelete="SET NULL")),
+    Column("base_lon", Float, nullable=False),
+    Column("base_lat", Float, nullable=False),
+    Column("thing_id", ForeignKey("things.id", ondelete="SET NULL")),
+    Column("datastreams", JSON, nullable=False),  # telemetry property → datastream id
+    Column("incident_id", ForeignKey("incidents.id", ondelete="SET NULL"), index=True),
+    _when("created_at", nullable=False),
+)
+
+#: A unit sent to an incident: the travel-time estimate at dispatch, the arrival, the golden time.
+dispatches = Table(
+    "dispatches", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("unit_id", ForeignKey("fire_units.id", ondelete="CASCADE"), nullable=False, index=True),
+    _when("dispatched_at", nullable=False, index=True),
+    Column("estimate_s", Float),
+    Column("estimate_method", String(32)),  # road_graph · straight_line
+    _when("arrived_at"),
+    Column("response_s", Float),
+    Column("golden_time_s", Float),
+    Column("met_golden_time", Boolean),
+    _when("cleared_at"),
+    Column("dispatched_by", String(100), nullable=False),
+)
 # (response tables end)
 
 # ── 6. Roads: closures from hazard areas (issue 9) ──────────────────────────────────────
+#: An explicit road closure or slowdown over a polygon (operators, police); lifted, never deleted.
+road_closures = Table(
+    "road_closures", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("reason", String(300), nullable=False),
+    Column("effect", String(16), nullable=False),  # closed · slowed
+    Column("speed_factor", Float),  # slowed: share of free-flow speed kept (0 < f < 1)
+    Column("geometry", JSON, nullable=False),  # GeoJSON Polygon/MultiPolygon, lon/lat
+    Column("created_by", String(100)),
+    _when("created_at", nullable=False),
+    _when("lifted_at"),
+    CheckConstraint("effect IN ('closed', 'slowed')", name="effect"),
+)
+
+#: How many evacuees each shelter has been sent, so the next ones go where there is room.
+shelter_loads = Table(
+    "shelter_loads", metadata,
+    Column("place_id", ForeignKey("places.id", ondelete="CASCADE"), primary_key=True),
+    Column("evacuees", Integer, nullable=False, default=0),
+    _when("updated_at", nullable=False),
+)
 # (roads tables end)
 
 # ── 7. Predictions (issue 5) ───────────────────────────────────────────────────────────
 # (prediction tables end)
 
 # ── 8. Simulations and regional risk (issue 5) ─────────────────────────────────────────
+#: What-if runs of the virtual city (flood, quake, heat, crowd). A run never touches live state:
+#: everything it produces stays in ``result`` (summary, per-area rows, GeoJSON layer).
+simulations = Table(
+    "simulations", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False, index=True),
+    Column("params", JSON, nullable=False),
+    Column("status", String(16), nullable=False, default="queued"),
+    Column("progress", Float, nullable=False, default=0.0),  # 0..1
+    Column("progress_text", String(200)),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("result", JSON),
+    Column("error", Text),
+    Column("created_by", String(100)),
+    _when("created_at", nullable=False),
+    _when("started_at"),
+    _when("finished_at"),
+    CheckConstraint(
+        "status IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="status"
+    ),
+)
 # (simulation tables end)
 
 # ── 9. Care for the vulnerable: consent, wards, positions (issue 6) ────────────────────
+#: Guardians (보호자): bound to their own GUARDIAN token; their alert channel and preferences.
+care_guardians = Table(
+    "care_guardians", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("token_id", ForeignKey("api_tokens.id", ondelete="SET NULL"), unique=True),
+    Column("webhook_url", String(500)),
+    Column("language", String(2), nullable=False, default="ko"),
+    Column("needs", JSON),  # large_text, easy_read, sign_language
+    Column("hazards", JSON),  # disaster types wanted; empty = all
+    _when("created_at", nullable=False),
+)
+
+#: The people cared for: an alias only (no real name, no resident number: PIPA data minimisation).
+care_wards = Table(
+    "care_wards", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("alias", String(100), nullable=False),
+    Column("area_code", String(10)),
+    _when("created_at", nullable=False),
+    CheckConstraint("kind IN ('child', 'dementia', 'elderly_alone', 'walker')", name="kind"),
+)
+
+care_ward_guardians = Table(
+    "care_ward_guardians", metadata,
+    Column("ward_id", ForeignKey("care_wards.id", ondelete="CASCADE"), primary_key=True),
+    Column("guardian_id", ForeignKey("care_guardians.id", ondelete="CASCADE"), primary_key=True),
+    Column("relation", String(32)),
+)
+
+#: Consent (PIPA art. 15/22, 위치정보법 art. 18): who consented, for what, until when; withdrawn at.
+care_consents = Table(
+    "care_consents", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ward_id", ForeignKey("care_wards.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("consented_by", String(100), nullable=False),
+    Column("relation", String(32), nullable=False),  # self, parent, legal_guardian …
+    Column("purpose", String(300), nullable=False),
+    _when("granted_at", nullable=False),
+    _when("valid_until", nullable=False),
+    _when("withdrawn_at"),
+    Column("recorded_by", String(100), nullable=False),
+)
+
+care_devices = Table(
+    "care_devices", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ref", String(64), nullable=False, unique=True),  # the id in the device's MQTT topic
+    Column("ward_id", ForeignKey("care_wards.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    _when("created_at", nullable=False),
+    CheckConstraint("kind IN ('tracker', 'door', 'motion', 'power')", name="kind"),
+)
+
+#: Positions are personal data: kept here only (never in the public observations), purged after
+#: the retention period.
+care_positions = Table(
+    "care_positions", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("ward_id", ForeignKey("care_wards.id", ondelete="CASCADE"), nullable=False),
+    Column("device_id", ForeignKey("care_devices.id", ondelete="CASCADE"), nullable=False),
+    _when("at", nullable=False, index=True),
+    _when("received_at", nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("accuracy_m", Float),
+    Index("ix_care_positions_ward_at", "ward_id", "at"),
+)
+
+care_activity = Table(
+    "care_activity", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("ward_id", ForeignKey("care_wards.id", ondelete="CASCADE"), nullable=False),
+    Column("device_id", ForeignKey("care_devices.id", ondelete="CASCADE"), nullable=False),
+    _when("at", nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Index("ix_care_activity_ward_at", "ward_id", "at"),
+)
+
+#: Safe zones (home, school, day care) with the hours the ward is expected inside.
+care_zones = Table(
+    "care_zones", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ward_id", ForeignKey("care_wards.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("geometry", JSON, nullable=False),
+    Column("schedule", JSON),
+    _when("created_at", nullable=False),
+)
+
+care_alerts = Table(
+    "care_alerts", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("ward_id", ForeignKey("care_wards.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    _when("at", nullable=False, index=True),
+    *_point(),  # cleared by the purge with the positions
+    Column("detail", JSON),
+    Column("status", String(16), nullable=False, default="open"),  # open · answered · escalated
+    _when("escalate_at"),
+    _when("answered_at"),
+    Column("delivery", String(16)),  # the guardian webhook: delivered · failed · none
+)
+
+#: Every read of a ward's positions, shown to the ward's guardians.
+care_access_log = Table(
+    "care_access_log", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("ward_id", ForeignKey("care_wards.id", ondelete="CASCADE"), nullable=False, index=True),
+    _when("at", nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("detail", JSON),
+)
+
+care_trips = Table(
+    "care_trips", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ward_id", ForeignKey("care_wards.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("route", JSON, nullable=False),  # GeoJSON LineString, ending at home
+    _when("started_at", nullable=False),
+    _when("expected_at", nullable=False),
+    _when("ended_at"),
+    Column("status", String(16), nullable=False),  # active · arrived · cancelled
+    Column("contacts", JSON),  # guardian ids chosen for this trip
+)
+
+#: Missing-person incidents opened for a ward: operators read positions while one is open.
+care_incidents = Table(
+    "care_incidents", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ward_id", ForeignKey("care_wards.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("incident_id", Integer),  # haechi.response incidents
+    _when("opened_at", nullable=False),
+    _when("closed_at"),
+)
 # (care tables end)
 
 # ── 10. Imports from existing systems (issue 7) ────────────────────────────────────────
+#: One run of ``haechi import`` or ``POST /api/v1/imports/{kind}``: what came in and what became of it.
+import_runs = Table(
+    "import_runs", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("kind", String(32), nullable=False, index=True),
+    Column("source", Text, nullable=False),  # file name or URL
+    Column("actor", String(100), nullable=False),  # token name, or "cli:<user>"
+    _when("started_at", nullable=False, index=True),
+    _when("finished_at"),
+    Column("status", String(16), nullable=False, default="running"),  # running, done, failed
+    Column("encoding", String(16)),
+    Column("rows_read", BigInteger, nullable=False, default=0),
+    Column("rows_accepted", BigInteger, nullable=False, default=0),
+    Column("rows_rejected", BigInteger, nullable=False, default=0),
+    Column("rows_duplicate", BigInteger, nullable=False, default=0),
+    Column("observations_stored", BigInteger, nullable=False, default=0),
+    Column("error", Text),
+    CheckConstraint("status IN ('running', 'done', 'failed')", name="status"),
+)
 # (import tables end)
 
 # ── 11. Warehouse and open data (issue 7) ──────────────────────────────────────────────
+#: How far each dataset has been exported to the Parquet lake (haechi/warehouse/lake.py): rows
+#: after (last_time, last_id) are new. Advanced only after the files are in place.
+lake_watermarks = Table(
+    "lake_watermarks", metadata,
+    Column("dataset", String(64), primary_key=True),
+    Column("last_id", BigInteger, nullable=False, default=0),
+    _when("last_time"),
+    Column("rows_exported", BigInteger, nullable=False, default=0),
+    Column("files_written", Integer, nullable=False, default=0),
+    _when("updated_at", nullable=False),
+)
 # (warehouse tables end)

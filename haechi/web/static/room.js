@@ -29,6 +29,10 @@
     none: ["없음", "None"], no_incidents: ["진행 중인 사건 없음", "No open incidents"],
     token_for: ["운영자 토큰을 입력하면 사건과 출동대가 보입니다", "Enter an operator token to see incidents and units"],
     units_free: ["가용 출동대", "Units available"], acc3h: ["3시간 누적", "3-hour total"],
+    layer: ["지도 레이어", "Map layer"], layer_warnings: ["특보", "Warnings"], layer_risk: ["위험지수", "Risk index"],
+    layer_coverage: ["골든타임 커버리지", "Golden-time coverage"], layer_simulation: ["최근 시뮬레이션", "Latest simulation"],
+    intensity: ["진도 (MMI)", "Intensity (MMI)"], no_simulation: ["완료된 시뮬레이션이 없습니다", "No finished simulation yet"], risk: ["위험도", "Risk"], rank: ["순위", "rank"],
+    covered: ["7분 내 도달 인구", "Reached within the golden time"], layer_needs_token: ["이 레이어는 운영자 토큰이 필요합니다", "This layer needs an operator token"],
   };
   const LEVELS = ["attention", "caution", "alert", "serious"];
   // keep in step with --lv-* in room.css (fills); stage lines use darker shades
@@ -88,8 +92,24 @@
     return out;
   }
 
+  // choropleth bands for the risk index (1–10) and coverage (share reached): text labels say the value
+  const BANDS = ["#fef3c7", "#fde68a", "#fdba74", "#f97316", "#c2410c"];
+  function band(v, max) { return BANDS[Math.min(BANDS.length - 1, Math.max(0, Math.floor((v / max) * BANDS.length - 1e-9)))]; }
+  function styleChoropleth() {
+    const values = S.layerValues || {};
+    S.districtLayer.eachLayer((layer) => {
+      const p = layer.feature.properties, v = values[p.code];
+      const fill = v == null ? COLOURS.none : (S.layer === "risk" ? band(v.value, 10) : band(1 - v.value, 1));
+      layer.setStyle({ fillColor: fill, color: "#334155", weight: 1, fillOpacity: 0.7 });
+      const el = layer.getElement && layer.getElement();
+      if (el) { el.setAttribute("data-code", p.code); el.setAttribute("data-value", v == null ? "" : String(v.value)); }
+      const name = lang === "ko" ? p.name_ko : p.name_en;
+      layer.setTooltipContent(`<span>${esc(name)}</span>${v == null ? "" : `<br><span class="lvl-tag lv-none">${esc(v.label)}</span>`}`);
+    });
+  }
   function styleDistricts() {
     if (!S.districtLayer) return;
+    if (S.layer === "risk" || S.layer === "coverage") { styleChoropleth(); return; }
     const levels = districtLevels();
     S.districtLayer.eachLayer((layer) => {
       const p = layer.feature.properties;
@@ -120,6 +140,13 @@
   }
 
   function legend() {
+    if (S.layer === "risk" || S.layer === "coverage" || S.layer === "simulation") {
+      const labels = { risk: ["1–2", "3–4", "5–6", "7–8", "9–10"], coverage: ["80–100%", "60–80%", "40–60%", "20–40%", "0–20%"],
+        simulation: ["≤ V", "VI", "VII", "VIII", "≥ IX"] }[S.layer];
+      const what = { risk: "risk", coverage: "covered", simulation: "intensity" }[S.layer];
+      $("legend").innerHTML = BANDS.map((c, i) => `<li><span class="swatch" style="background:${c}" aria-hidden="true"></span>${esc(one(T[what]))} ${labels[i]}</li>`).join("");
+      return;
+    }
     const items = ["none"].concat(LEVELS).map((l) => `<li><span class="swatch lv-${l}" aria-hidden="true"></span>${esc(lv(l))}</li>`);
     items.push(`<li><span class="swatch dot" aria-hidden="true"></span>${esc(pair(["관측소", "Station"]))}</li>`);
     $("legend").innerHTML = items.join("");
@@ -201,6 +228,68 @@
   $("toggle-shelters").addEventListener("change", async (e) => {
     if (e.target.checked) { await loadShelters(); S.shelterLayer.addTo(map); } else if (S.shelterLayer) map.removeLayer(S.shelterLayer);
   });
+
+  // ── map layers: warnings (live), the risk index, golden-time coverage (operators) ─────────
+  async function chooseLayer(kind) {
+    S.layer = kind; S.layerValues = null;
+    if (S.overlay) { map.removeLayer(S.overlay); S.overlay = null; }
+    if (kind === "simulation") { await showSimulation(); legend(); styleDistricts(); return; }
+    if (kind !== "warnings") {
+      const token = $("f-token").value.trim();
+      if (!token) { showError(t("layer_needs_token")); $("f-token").focus(); $("layer-select").value = S.layer = "warnings"; }
+      else {
+        const url = kind === "risk" ? "/api/v1/risk?level=district" : "/api/v1/coverage?isochrones=false";
+        const r = await fetch(url, { headers: { Accept: "application/json", Authorization: "Bearer " + token } });
+        if (!r.ok) { showError(await problem(r)); $("layer-select").value = S.layer = "warnings"; }
+        else {
+          showError("");
+          const body = await r.json();
+          S.layerValues = layerValues(kind, body);
+          // the places no station reaches in time, drawn over the districts
+          const gaps = (body.features || []).filter((f) => f.properties && f.properties.layer === "not_covered" && f.geometry);
+          if (kind === "coverage" && gaps.length) S.overlay = L.geoJSON(gaps, { style: { color: "#7f1d1d", weight: 1, fillColor: "#7f1d1d", fillOpacity: 0.35 }, interactive: false }).addTo(map);
+        }
+      }
+    }
+    legend(); styleDistricts();
+  }
+  // the newest finished what-if, drawn over the districts (earthquakes by shaking intensity per dong)
+  async function showSimulation() {
+    const token = $("f-token").value.trim();
+    if (!token) { showError(t("layer_needs_token")); $("layer-select").value = S.layer = "warnings"; return; }
+    const auth = { headers: { Accept: "application/json", Authorization: "Bearer " + token } };
+    const r = await fetch("/api/v1/simulations?limit=20", auth);
+    if (!r.ok) { showError(await problem(r)); $("layer-select").value = S.layer = "warnings"; return; }
+    const run = (await r.json()).find((x) => x.status === "done");
+    if (!run) { showError(t("no_simulation")); $("layer-select").value = S.layer = "warnings"; return; }
+    const lr = await fetch(`/api/v1/simulations/${run.id}/layer`, auth);
+    if (!lr.ok) { showError(await problem(lr)); return; }
+    showError("");
+    const mmi = (p) => (p.mmi == null ? null : p.mmi);
+    S.simulation = run;
+    S.overlay = L.geoJSON(await lr.json(), {
+      style: (f) => { const v = mmi(f.properties); return { color: "#334155", weight: 0.5, fillOpacity: 0.75,
+        fillColor: v == null ? COLOURS.none : band(Math.max(0, v - 4), 5) }; },
+      onEachFeature: (f, layer) => layer.bindTooltip(`${esc(f.properties.name_ko || f.properties.code || "")}` +
+        (mmi(f.properties) == null ? "" : ` · ${esc(one(T.intensity))} ${mmi(f.properties)}`)),
+    }).addTo(map);
+  }
+  function layerValues(kind, body) {
+    const out = {};
+    if (kind === "risk") {
+      for (const f of body.features || []) {
+        const p = f.properties;
+        if (p.risk != null) out[p.code] = { value: p.risk, label: `${one(T.risk)} ${p.risk}/10 · ${one(T.rank)} ${p.rank}` };
+      }
+    } else {
+      for (const d of body.districts || (body.properties && body.properties.districts) || []) {
+        const share = d.covered_share;
+        if (share != null) out[String(d.code).slice(0, 5)] = { value: share, label: `${one(T.covered)} ${Math.round(share * 100)}%` };
+      }
+    }
+    return out;
+  }
+  $("layer-select").addEventListener("change", (e) => chooseLayer(e.target.value));
 
   // ── warnings ──────────────────────────────────────────────────────────────────────────────
   function areaName(code) {
@@ -448,7 +537,7 @@
       .bindTooltip(`${esc(u.call_sign)} · ${esc(u.unit_type)} · ${esc(u.status)}`).addTo(S.incidentLayer);
   }
   const reloadIncidents = debounce(loadIncidents, 300);
-  $("f-token").addEventListener("change", reloadIncidents);
+  $("f-token").addEventListener("change", () => { reloadIncidents(); if (S.es) connect(); });
 
   // ── issue form ────────────────────────────────────────────────────────────────────────────
   function showError(msg) { $("issue-error").textContent = msg || ""; }
@@ -525,8 +614,12 @@
   }
 
   // ── live stream ───────────────────────────────────────────────────────────────────────────
+  // Incidents and units reach staff only: with an operator token the stream carries them too.
   function connect() {
-    const es = new EventSource("/api/v1/stream?types=" + encodeURIComponent("observation.>,warning.>,alert.>,sensor.>,incident.>,unit.>"));
+    const token = $("f-token").value.trim();
+    if (S.es) S.es.close();
+    const es = S.es = new EventSource("/api/v1/stream?types=" + encodeURIComponent("observation.>,warning.>,alert.>,sensor.>,incident.>,unit.>") +
+      (token ? "&token=" + encodeURIComponent(token) : ""));
     es.onopen = () => setConn("live");
     es.onerror = () => setConn("offline");
     es.addEventListener("observation", (ev) => {

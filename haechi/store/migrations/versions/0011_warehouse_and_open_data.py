@@ -1,11 +1,11 @@
-"""warehouse and open data (reserved: filled by the issue that needs it)
+"""warehouse and open data: the Parquet lake's export watermarks
 
 Revision ID: 0011
 Revises: 0010
 """
 
-import sqlalchemy as sa  # noqa: F401 - used once the migration has content
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = '0011'
 down_revision = '0010'
@@ -14,8 +14,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "lake_watermarks",
+        sa.Column("dataset", sa.String(64), nullable=False),
+        sa.Column("last_id", sa.BigInteger(), nullable=False),
+        sa.Column("last_time", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("rows_exported", sa.BigInteger(), nullable=False),
+        sa.Column("files_written", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("dataset", name=op.f("pk_lake_watermarks")),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("lake_watermarks")

@@ -1,0 +1,454 @@
+"""The care flow: device reports in, consent checked, positions stored, rules evaluated, guardians alerted.
+
+``CareService`` owns the in-memory geofence and trip state; its database work runs in a worker
+thread under one lock, so state changes happen in report order. Alerts are stored in
+``care_alerts`` first, then announced: a ``care.alert`` event on the bus carries only the alert's
+id, kind and time (the bus is relayed to public streams, so no personal data travels on it), and
+each guardian's webhook gets the message rendered for them (language, needs) with the position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+from shapely.geometry import shape
+from sqlalchemy import Engine
+
+from haechi.core.clock import KST, utcnow
+from haechi.core.errors import InvalidInput
+from haechi.core.events import Bus, Event
+from haechi.store import deadletters
+from haechi.warnings.targeting import TO_DEGREES, TO_METRES, transform
+
+from . import store, welfare
+from .geofence import Geofence, Zone, parse_schedule
+from .hazards import active_warnings, hazard_areas
+from .messages import render
+from .reports import Activity, Position, Refused, Sos
+from .rules import rules, welfare_rules
+from .trips import TripRules, TripWatch, check_position, is_overdue, route_line
+
+log = logging.getLogger(__name__)
+
+#: Kinds that go to the CCTV safety center (CCTV 안전센터) with the live position.
+CCTV_KINDS = frozenset({"deviation", "long_stop", "overdue", "sos"})
+TRIP_KINDS = CCTV_KINDS | {"arrived"}
+#: Wards whose safe zones and stops are watched (walkers are watched through their trips).
+GEOFENCED = frozenset({"child", "dementia", "elderly_alone"})
+HAZARD_KINDS = frozenset({"hazard", "school_hazard"})
+
+
+@dataclass
+class Outcome:
+    positions: int = 0
+    activity: int = 0
+    refused: int = 0
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+
+class CareService:
+    def __init__(self, engine: Engine, bus: Bus, *, retention_h: float = 24.0,
+                 webhook_timeout_s: float = 5.0) -> None:
+        r = rules()
+        self.engine, self.bus = engine, bus
+        self.retention = timedelta(hours=retention_h)
+        self.max_future_s = float(r["positions"]["max_future_s"])
+        self.geofence = Geofence(dwell_radius_m=r["dwell"]["radius_m"], dwell_s=r["dwell"]["minutes"] * 60)
+        t = r["trip"]
+        self.trip_rules = TripRules(t["route_buffer_m"], t["stop_minutes"] * 60,
+                                    t["overdue_grace_minutes"] * 60, t["arrival_radius_m"])
+        self.trips: dict[int, TripWatch] = {}  # by ward id
+        self.webhook_timeout_s = webhook_timeout_s
+        self._hazard_cache: dict = {}
+        self._school_alerted: set[tuple[int, int]] = set()
+        self._lock = asyncio.Lock()
+        self._unsubscribe = None
+        self._deliveries: set[asyncio.Task] = set()
+        # Devices and wards never change kind or owner once registered (no such endpoint), so the
+        # hot path keeps them in memory; consent is always read from the store (withdrawal is at once).
+        self._devices: dict[str, dict[str, Any]] = {}
+        self._wards: dict[int, dict[str, Any]] = {}
+
+    # ── life cycle ──
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.load)
+        self._unsubscribe = self.bus.subscribe("warning.changed", self._on_warning)
+
+    async def stop(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+        for task in list(self._deliveries):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, self.webhook_timeout_s)
+
+    def load(self) -> None:
+        with self.engine.begin() as conn:
+            self._load_zones(conn)
+            self._load_hazards(conn)
+            self.trips = {}
+            for trip in store.active_trips(conn):
+                self._watch_trip(trip)
+
+    async def reload_zones(self) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self._in_tx, self._load_zones)
+
+    def _in_tx(self, fn, *args):
+        with self.engine.begin() as conn:
+            return fn(conn, *args)
+
+    def _load_zones(self, conn) -> None:
+        self.geofence.set_zones([
+            Zone(z["id"], z["ward_id"], z["kind"], z["name"], shape(z["geometry"]), parse_schedule(z["schedule"]))
+            for z in store.zones(conn)])
+
+    def _load_hazards(self, conn) -> None:
+        self.geofence.set_hazards(hazard_areas(conn, self._hazard_cache))
+
+    async def _on_warning(self, _event: Event) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self._in_tx, self._load_hazards)
+
+    def _watch_trip(self, trip: dict[str, Any]) -> None:
+        self.trips[trip["ward_id"]] = TripWatch(trip["id"], trip["ward_id"], route_line(trip["route"]),
+                                                trip["expected_at"])
+
+    async def add_trip(self, trip: dict[str, Any]) -> None:
+        async with self._lock:
+            self._watch_trip(trip)
+
+    async def end_trip(self, ward_id: int) -> None:
+        async with self._lock:
+            self.trips.pop(ward_id, None)
+
+    async def forget(self, ward_id: int) -> None:
+        """Consent withdrawn: drop what is remembered of the ward in memory too."""
+        async with self._lock:
+            self.geofence.forget(ward_id)
+            self.trips.pop(ward_id, None)
+
+    # ── reports from devices (MQTT and HTTP) ──
+
+    async def report(self, items: Sequence[Position | Activity | Sos | Refused], source: str,
+                     now: datetime | None = None) -> Outcome:
+        async with self._lock:
+            outcome = await asyncio.to_thread(self._handle, list(items), source, now or utcnow())
+        await self.announce(outcome.alerts)
+        return outcome
+
+    def _handle(self, items, source: str, now: datetime) -> Outcome:
+        outcome = Outcome()
+        with self.engine.begin() as conn:
+            accepted = self._accept(conn, items, source, now, outcome)
+            positions = [(i, d) for i, d in accepted if isinstance(i, Position)]
+            activity = [(i, d) for i, d in accepted if isinstance(i, Activity)]
+            outcome.positions = store.save_positions(conn, [
+                {"ward_id": d["ward_id"], "device_id": d["id"], "at": i.at, "received_at": now,
+                 "lon": i.lon, "lat": i.lat, "accuracy_m": i.accuracy_m} for i, d in positions])
+            outcome.activity = store.save_activity(conn, [
+                {"ward_id": d["ward_id"], "device_id": d["id"], "at": i.at, "kind": i.kind or d["kind"]}
+                for i, d in activity])
+            store.answer_open_checks(conn, {d["ward_id"] for _, d in activity}, now, "activity")
+            outcome.alerts = self._raise_many(conn, self._evaluate(conn, positions, accepted, now))
+        return outcome
+
+    def _accept(self, conn, items, source: str, now: datetime, outcome: Outcome) -> list[tuple[Any, dict]]:
+        """Reports from known devices of consenting wards; the rest kept as dead letters with the reason."""
+        for r in items:
+            if isinstance(r, Refused):
+                deadletters.keep(conn, source, r.reason, r.payload)
+                outcome.refused += 1
+        rest = [i for i in items if not isinstance(i, Refused)]
+        devices = self._known_devices(conn, {i.device for i in rest})
+        consenting = store.consenting(conn, {d["ward_id"] for d in devices.values()}, now)
+        accepted = []
+        for item in rest:
+            device = devices.get(item.device)
+            reason = None
+            if device is None:
+                reason = f"device: unknown device {item.device!r}; register it to a ward first"
+            elif (device["kind"] == "tracker") == isinstance(item, Activity):  # trackers: positions, SOS
+                reason = f"device: {item.device!r} is a {device['kind']} device and cannot send this report"
+            elif device["ward_id"] not in consenting:
+                reason = "no consent"  # withdrawn, expired or never given: nothing is stored
+            if reason:
+                deadletters.keep(conn, source, reason, _without_position(item))
+                outcome.refused += 1
+            else:
+                accepted.append((item, device))
+        return accepted
+
+    def _evaluate(self, conn, positions, accepted, now: datetime):
+        """(kind, ward id, at, lon, lat, detail) of every alert these reports raise."""
+        ward_ids = {d["ward_id"] for _, d in accepted}
+        info = self._known_wards(conn, ward_ids)
+        raised = []
+        if positions:
+            arrays = np.array([(d["ward_id"], i.lon, i.lat, i.at.timestamp()) for i, d in positions]).T
+            for f in self.geofence.check(arrays[0].astype(np.int64), arrays[1], arrays[2], arrays[3]):
+                if f.kind == "hazard" or info[f.ward_id]["kind"] in GEOFENCED:
+                    raised.append((f.kind, f.ward_id, f.at, f.lon, f.lat, f.detail))
+        for item, device in sorted(positions, key=lambda p: p[0].at):
+            raised += self._trip_alerts(conn, device["ward_id"], item.lon, item.lat, item.at)
+        for item, device in accepted:
+            if isinstance(item, Sos):
+                lon, lat = item.lon, item.lat
+                if lon is None:
+                    last = store.positions(conn, device["ward_id"], limit=1)
+                    lon, lat = (last[0]["lon"], last[0]["lat"]) if last else (None, None)
+                trip = self.trips.get(device["ward_id"])
+                raised.append(("sos", device["ward_id"], item.at, lon, lat,
+                               {"trip_id": trip.trip_id if trip else None}))
+        return raised
+
+    def _trip_alerts(self, conn, ward_id: int, lon: float, lat: float, at: datetime):
+        watch = self.trips.get(ward_id)
+        if watch is None:
+            return []
+        found = []
+        for kind, detail in check_position(watch, self.trip_rules, lon, lat, at):
+            found.append((kind, ward_id, at, lon, lat, detail | {"trip_id": watch.trip_id}))
+            if kind == "arrived":
+                store.end_trip(conn, watch.trip_id, "arrived", at)
+                del self.trips[ward_id]
+                break
+        return found
+
+    def _raise(self, conn, ward_id: int, kind: str, at: datetime, lon, lat, detail: dict[str, Any],
+               escalate_at: datetime | None = None) -> dict[str, Any]:
+        """Store one alert with the recipients it goes to."""
+        [alert] = self._raise_many(conn, [(kind, ward_id, at, lon, lat, detail)], escalate_at)
+        return alert
+
+    def _raise_many(self, conn, raised, escalate_at: datetime | None = None) -> list[dict[str, Any]]:
+        """Store alerts (one insert), each with its recipients; delivery ``none`` when no webhook waits."""
+        if not raised:
+            return []
+        ids = {r[1] for r in raised}
+        wards, guardians = self._known_wards(conn, ids), store.guardians_of(conn, ids)
+        rows = []
+        for kind, ward_id, at, lon, lat, detail in raised:
+            trip = store.get_trip(conn, detail["trip_id"]) if detail.get("trip_id") else None
+            chosen = set(trip["contacts"] or []) if trip and kind in TRIP_KINDS else set()
+            to_guardians = [g for g in guardians.get(ward_id, [])
+                            if (not chosen or g["id"] in chosen) and _wants(g, kind, detail)]
+            to = {"guardians": [g["id"] for g in to_guardians], "centers": ["cctv"] if kind in CCTV_KINDS else [],
+                  "district": wards[ward_id]["area_code"] if kind == "welfare_escalated" else None}
+            rows.append({"ward_id": ward_id, "kind": kind, "at": at, "lon": lon, "lat": lat,
+                         "detail": detail | {"to": to}, "escalate_at": escalate_at,
+                         "delivery": None if any(g["webhook_url"] for g in to_guardians) else "none"})
+        return store.add_alerts(conn, rows)
+
+    def _known_devices(self, conn, refs: set[str]) -> dict[str, dict[str, Any]]:
+        if missing := refs - self._devices.keys():
+            self._devices.update(store.devices_by_ref(conn, missing))
+        return {r: self._devices[r] for r in refs if r in self._devices}
+
+    def _known_wards(self, conn, ids: set[int]) -> dict[int, dict[str, Any]]:
+        if missing := set(ids) - self._wards.keys():
+            self._wards.update(store.wards(conn, missing))
+        return {i: self._wards[i] for i in ids if i in self._wards}
+
+    # ── announcing ──
+
+    async def announce(self, alerts: Sequence[dict[str, Any]]) -> None:
+        for alert in alerts:
+            await self.bus.publish(Event("care.alert", {"alert_id": alert["id"], "kind": alert["kind"],
+                                                        "at": alert["at"].isoformat()}))
+            if alert["delivery"] == "none":
+                continue  # no webhook among its recipients
+            task = asyncio.create_task(self._deliver(alert["id"]), name=f"care-webhook:{alert['id']}")
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver(self, alert_id: int) -> None:
+        """POST each guardian's own rendering to their webhook; the delivery is in the access log."""
+        targets = await asyncio.to_thread(self._in_tx, _webhook_targets, alert_id)
+        if not targets:
+            await asyncio.to_thread(self._in_tx, _set_delivery, alert_id, "none", [])
+            return
+        results = []
+        async with httpx.AsyncClient(timeout=self.webhook_timeout_s) as client:
+            for guardian, body in targets:
+                try:
+                    response = await client.post(guardian["webhook_url"], content=orjson.dumps(body),
+                                                 headers={"Content-Type": "application/json"})
+                    results.append((guardian, response.status_code < 300))
+                except httpx.HTTPError as exc:
+                    log.warning("care alert %s: webhook of guardian %s failed: %s", alert_id, guardian["id"], exc)
+                    results.append((guardian, False))
+        status = "delivered" if all(ok for _, ok in results) else "failed"
+        await asyncio.to_thread(self._in_tx, _set_delivery, alert_id, status, results)
+
+    # ── the clock: overdue trips, welfare checks, school hours ──
+
+    async def tick(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        async with self._lock:
+            alerts = await asyncio.to_thread(self._in_tx, self._tick, now or utcnow())
+        await self.announce(alerts)
+        return alerts
+
+    def _tick(self, conn, now: datetime) -> list[dict[str, Any]]:
+        self._load_hazards(conn)
+        alerts = []
+        for ward_id, watch in list(self.trips.items()):
+            if is_overdue(watch, self.trip_rules, now):
+                last = store.positions(conn, ward_id, limit=1)
+                lon, lat = (last[0]["lon"], last[0]["lat"]) if last else (None, None)
+                alerts.append(self._raise(conn, ward_id, "overdue", now, lon, lat, {"trip_id": watch.trip_id}))
+        alerts += self._welfare(conn, now)
+        alerts += self._school(conn, now)
+        return alerts
+
+    def _welfare(self, conn, now: datetime) -> list[dict[str, Any]]:
+        w_rules = welfare_rules()
+        elderly = {i: w for i, w in store.wards(conn).items() if w["kind"] == "elderly_alone"}
+        consenting = store.consenting(conn, elderly, now)
+        last = store.last_activity(conn, consenting)
+        warnings_now = active_warnings(conn)
+        alerts = []
+        for ward_id in sorted(consenting):
+            ward = elderly[ward_id]
+            here = [w["hazard"] for w in warnings_now if welfare.same_district(ward["area_code"], w["area_code"])]
+            hours, tightened_by = welfare.period(w_rules, here)
+            since = max(c["granted_at"] for c in store.consents(conn, ward_id) if c["withdrawn_at"] is None)
+            quiet_from = last.get(ward_id) or since
+            already = store.latest_alert_at(conn, ward_id, "welfare_check")
+            if welfare.check_due(last.get(ward_id), since, now, hours) and (already is None or already < quiet_from):
+                alerts.append(self._raise(conn, ward_id, "welfare_check", now, None, None, {
+                    "minutes": round(hours * 60), "period_h": hours, "tightened_by": tightened_by,
+                    "quiet_since": quiet_from.isoformat()},
+                    escalate_at=now + timedelta(minutes=w_rules["answer_within_minutes"])))
+        for check in store.open_welfare_checks(conn):
+            if check["escalate_at"] is not None and check["escalate_at"] <= now:
+                store.set_alert(conn, check["id"], status="escalated")
+                alerts.append(self._raise(conn, check["ward_id"], "welfare_escalated", now, None, None,
+                                          {"check_id": check["id"]}))
+        return alerts
+
+    def _school(self, conn, now: datetime) -> list[dict[str, Any]]:
+        """Service 17: during school hours, a hazard near a child's school zone alerts the parents."""
+        if not in_school_hours(now) or not self.geofence.hazards:
+            return []
+        radius = rules()["school"]["zone_radius_m"]
+        children = {i for i, w in store.wards(conn).items() if w["kind"] == "child"}
+        children &= store.consenting(conn, children, now)
+        alerts = []
+        for zone in self.geofence.zones:
+            if zone.kind != "school" or zone.ward_id not in children:
+                continue
+            around = around_m(zone.geometry, radius)
+            for hazard in self.geofence.hazards:
+                key = (zone.ward_id, hazard.warning_id)
+                if key not in self._school_alerted and around.intersects(hazard.geometry):
+                    self._school_alerted.add(key)
+                    alerts.append(self._raise(conn, zone.ward_id, "school_hazard", now, None, None, {
+                        "zone": zone.name, "zone_id": zone.id, "hazard": hazard.hazard,
+                        "level": hazard.level, "warning_id": hazard.warning_id}))
+        return alerts
+
+    # ── missing person, purge ──
+
+    def open_missing(self, ward_id: int, actor, open_incident=None) -> dict[str, Any]:
+        """Open a missing-person incident for the 119 center with the last known track."""
+        if open_incident is None:
+            from haechi.response.incidents import open_incident
+        with self.engine.begin() as conn:
+            ward = store.get_ward(conn, ward_id)
+            track = store.positions(conn, ward_id, limit=rules()["missing"]["track_points"])
+            if not track:
+                raise InvalidInput(f"ward {ward_id} has no known position to search from", field="path.ward_id")
+            last = track[0]
+            incident = open_incident(
+                conn, kind="missing_person", lon=last["lon"], lat=last["lat"],
+                title=f"실종 의심 / Missing: {ward['alias']} ({ward['kind']})", severity="high", center="119",
+                source="care", actor=actor, detail={
+                    "ward_id": ward_id, "ward_kind": ward["kind"], "last_seen_at": last["at"].isoformat(),
+                    "track": [{"at": p["at"].isoformat(), "lon": p["lon"], "lat": p["lat"]} for p in track]})
+            store.link_incident(conn, ward_id, incident["id"], utcnow())
+            return incident
+
+    def purge(self, now: datetime | None = None) -> dict[str, int]:
+        with self.engine.begin() as conn:
+            return store.purge(conn, (now or utcnow()) - self.retention)
+
+
+def purge_every(service: CareService, period_s: float):
+    """The scheduled purge and clock (lifespan task)."""
+
+    async def run() -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                removed = await asyncio.to_thread(service.purge)
+                if any(removed.values()):
+                    log.info("care purge: %s", removed)
+                await service.tick()
+            except Exception:
+                log.exception("care purge/tick failed; trying again in %ss", period_s)
+
+    return run()
+
+
+def in_school_hours(now: datetime) -> bool:
+    school = rules()["school"]
+    local = now.astimezone(KST)
+    hhmm = local.strftime("%H:%M")
+    return local.weekday() in school["days"] and school["start"] <= hhmm < school["end"]
+
+
+def around_m(geometry, metres: float):
+    return transform(TO_DEGREES, transform(TO_METRES, geometry).buffer(metres))
+
+
+def _wants(guardian: dict[str, Any], kind: str, detail: dict[str, Any]) -> bool:
+    """Guardians may choose disaster types (services 19, 20); other alerts always go."""
+    chosen = guardian.get("hazards") or []
+    return kind not in HAZARD_KINDS or not chosen or detail.get("hazard") in chosen
+
+
+def _without_position(item) -> str:
+    kind = type(item).__name__.lower()
+    return orjson.dumps({"device": item.device, "at": item.at.isoformat(), "report": kind}).decode()
+
+
+def message_for(alert: dict[str, Any], ward: dict[str, Any], guardian: dict[str, Any]) -> dict[str, Any]:
+    return render(alert["kind"], guardian["language"], guardian.get("needs") or [], ward=ward["alias"],
+                  at=alert["at"], detail=alert["detail"])
+
+
+def alert_body(alert: dict[str, Any], ward: dict[str, Any], message: dict[str, Any], with_position: bool) -> dict[str, Any]:
+    body = {"alert_id": alert["id"], "ward_id": ward["id"], "ward": ward["alias"], "kind": alert["kind"],
+            "at": alert["at"].isoformat(), "message": message,
+            "detail": {k: v for k, v in alert["detail"].items() if k != "to"}}
+    if with_position and alert["lon"] is not None:
+        body["position"] = {"lon": alert["lon"], "lat": alert["lat"]}
+    return body
+
+
+def _webhook_targets(conn, alert_id: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    alert = store.get_alert(conn, alert_id)
+    ward = store.get_ward(conn, alert["ward_id"])
+    wanted = set(alert["detail"]["to"]["guardians"])
+    return [(g, alert_body(alert, ward, message_for(alert, ward, g), True))
+            for g in store.guardians_of(conn, [ward["id"]]).get(ward["id"], [])
+            if g["id"] in wanted and g["webhook_url"]]
+
+
+def _set_delivery(conn, alert_id: int, status: str, results) -> None:
+    store.set_alert(conn, alert_id, delivery=status)
+    alert = store.get_alert(conn, alert_id)
+    for guardian, ok in results:
+        if alert["lon"] is not None:
+            store.log_access(conn, alert["ward_id"], guardian["name"], "guardian", "alert position sent by webhook",
+                             {"alert_id": alert_id, "guardian_id": guardian["id"], "delivered": ok})

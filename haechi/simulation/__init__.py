@@ -1,0 +1,1 @@
+"""Simulation framework (the virtual city): what-if runs stored as scenarios, never live state."""
