@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from haechi.care.commands import care_app
+from haechi.clikit import DatabaseUrl, actor, console, fail, open_engine
 from haechi.core.errors import HaechiError
 from haechi.core.settings import get_settings
 from haechi.imports.commands import import_app
@@ -46,25 +45,7 @@ app.add_typer(warehouse_commands.app, name="lake")  # the Parquet lake (issue 7)
 app.add_typer(warehouse_commands.mart_app, name="mart")  # data marts and patterns (issue 7)
 app.add_typer(report_commands.app, name="report")  # HTML and PDF reports (issue 7)
 
-console = Console()
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", envvar="HAECHI_DATABASE_URL", help="SQLAlchemy URL of the DB.")
-]
-
-
-def _engine(url: str | None):
-    from haechi.store import open_db
-
-    return open_db(url or get_settings().database_url)
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-def _fail(exc: HaechiError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc.detail}")
-    return typer.Exit(code=2)
+_engine, _actor, _fail = open_engine, actor, fail
 
 
 # ── city ─────────────────────────────────────────────────────────────────────────────────

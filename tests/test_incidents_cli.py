@@ -26,7 +26,7 @@ def test_incident_commands_open_move_hand_off_and_show(db_url):
     assert opened.exit_code == 0, opened.output
     assert "owned by 119" in opened.output  # the kind's usual center
     illegal = run(db_url, "incident", "move", "1", "contained")
-    assert illegal.exit_code == 1
+    assert illegal.exit_code == 2  # the same status as every haechi command refusing input
     assert "allowed next statuses: verified, responding, closed" in illegal.output.replace("\n", " ")
     assert run(db_url, "incident", "move", "1", "verified", "--note", "CCTV 확인").exit_code == 0
     assert run(db_url, "incident", "handoff", "1", "situation_room").exit_code == 0
@@ -55,6 +55,6 @@ def test_unit_commands_add_list_and_refuse_illegal_moves(db_url):
     listed = run(db_url, "unit", "list")
     assert "강남-펌프1" in listed.output and "available" in listed.output and "127.05000" in listed.output
     refused = run(db_url, "unit", "move", "1", "on_scene")
-    assert refused.exit_code == 1 and "allowed next statuses" in refused.output.replace("\n", " ")
+    assert refused.exit_code == 2 and "allowed next statuses" in refused.output.replace("\n", " ")
     assert run(db_url, "unit", "move", "1", "out_of_service").exit_code == 0
     assert "out_of_service" in run(db_url, "unit", "list").output

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -14,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
 )
@@ -21,7 +25,7 @@ from sqlalchemy import Connection, Engine
 
 from haechi.core.clock import as_utc
 from haechi.core.errors import InvalidInput, NotFound
-from haechi.store import areas
+from haechi.store import areas, deadletters
 
 API_PREFIX = "/api/v1"
 
@@ -84,6 +88,28 @@ def ensure_area_exists(conn: Connection, code: str | None, field: str) -> None:
         raise InvalidInput(
             f"no administrative area with code {code!r} is loaded", field=field
         ) from None
+
+
+@contextlib.contextmanager
+def kept_if_refused(engine: Engine, source: str, raw: bytes) -> Iterator[None]:
+    """Validate (and write) a body inside this block: a refusal is kept in the dead-letter store with
+    its reason, so nothing sent is lost, and answered as a 422 naming the fields at fault."""
+    try:
+        yield
+    except (ValidationError, InvalidInput) as exc:
+        with engine.begin() as conn:
+            deadletters.keep(conn, source, refusal_reason(exc), raw)
+        if isinstance(exc, ValidationError):
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            raise RequestValidationError(errors, body=raw) from exc
+        raise
+
+
+def refusal_reason(exc: Exception) -> str:
+    """One line naming each field at fault and why, as the dead-letter store keeps it."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"body.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return f"{getattr(exc, 'field', None) or 'body'}: {exc}"
 
 
 class OptionalPoint(RequestBody):

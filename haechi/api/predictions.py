@@ -12,20 +12,17 @@ from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select
 
-from haechi.core.errors import HaechiError
 from haechi.model.access import Role
 from haechi.predict import live
 from haechi.predict.publish import announce, forecast_properties
-from haechi.store import deadletters
 from haechi.store.access import Principal
 from haechi.store.schema import datastreams, observations, observed_properties
 
 from .auth import require
-from .common import API_PREFIX, Db
+from .common import API_PREFIX, Db, kept_if_refused
 from .problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix=API_PREFIX, tags=["predictions"], responses=PROBLEM_RESPONSES)
@@ -75,23 +72,10 @@ async def flood_now(request: Request, who: Staff, engine: Db) -> dict[str, Any]:
     against Seoul's 방재성능목표, docs/predictions.md). Reads only; nothing is stored. Refused input is
     answered with the field at fault and kept in the dead-letter store."""
     raw = await request.body()
-    try:
+    with kept_if_refused(engine, DEAD_LETTER_SOURCE, raw):
         body = FloodNow.model_validate_json(raw or b"{}")
         return await anyio.to_thread.run_sync(
             lambda: live.flood_now(engine, body.forecast_mm, hours=body.hours, level=body.level))
-    except (ValidationError, HaechiError) as exc:
-        with engine.begin() as conn:
-            deadletters.keep(conn, DEAD_LETTER_SOURCE, _reason(exc), raw)
-        if isinstance(exc, ValidationError):
-            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)],
-                                         body=raw) from exc
-        raise
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"body.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-    return f"{getattr(exc, 'field', None) or 'body'}: {exc}"
 
 
 @router.get("/predictions", summary="Latest forecasts · 최근 예측")

@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from haechi.core.clock import utcnow
-from haechi.core.errors import Forbidden, HaechiError, InvalidInput
+from haechi.core.errors import Forbidden, InvalidInput
 from haechi.model.access import Role
 from haechi.model.images import SIGNATURES, image_type
 from haechi.store import deadletters, records
@@ -31,6 +30,7 @@ from .common import (
     Record,
     UtcMoment,
     ensure_area_exists,
+    kept_if_refused,
 )
 from .problems import PROBLEM_RESPONSES
 
@@ -84,28 +84,15 @@ async def add_report(request: Request, who: Authenticated, engine: Db, response:
     dead-letter store, so what a citizen typed is never lost.
     """
     raw = await request.body()
-    try:
+    with kept_if_refused(engine, "http:/api/v1/reports", raw):
         body = ReportIn.model_validate_json(raw)
         with engine.begin() as conn:
             ensure_area_exists(conn, body.area_code, "body.area_code")
-    except (ValidationError, HaechiError) as exc:
-        with engine.begin() as conn:
-            deadletters.keep(conn, "http:/api/v1/reports", _reason(exc), raw)
-        if isinstance(exc, ValidationError):
-            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-            raise RequestValidationError(errors, body=raw) from exc
-        raise
     row = {**body.model_dump(), "reported_at": utcnow(), "status": "new", "reporter_token_id": who.token_id}
     with engine.begin() as conn:
         stored = records.add_report(conn, row)
     response.headers["Location"] = f"{API_PREFIX}/reports/{stored['id']}"
     return stored
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"body.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-    return f"{getattr(exc, 'field', None) or 'body'}: {exc}"
 
 
 @router.post("/reports/{report_id}/photos", status_code=201, summary="Attach a photo · 신고 사진 첨부",

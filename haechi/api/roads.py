@@ -11,8 +11,7 @@ from typing import Annotated, Any
 import numpy as np
 import shapely
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import Field, ValidationError
+from pydantic import Field
 from shapely.geometry import Polygon
 
 from haechi.core.errors import HaechiError, InvalidInput
@@ -21,13 +20,12 @@ from haechi.roads import coverage as coverage_mod
 from haechi.roads import evacuation as evac
 from haechi.roads import hazards
 from haechi.roads.service import Network, network
-from haechi.store import deadletters
 from haechi.store import warnings as warning_store
 from haechi.store.access import Principal
 from haechi.warnings.targeting import area_facts
 
 from .auth import Authenticated, require
-from .common import API_PREFIX, Db, Lat, Lon, RequestBody
+from .common import API_PREFIX, Db, Lat, Lon, RequestBody, kept_if_refused
 from .problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix=API_PREFIX, tags=["roads"], responses=PROBLEM_RESPONSES)
@@ -128,18 +126,11 @@ class AssignmentIn(RequestBody):
 async def assign(request: Request, who: Staff, engine: Db) -> dict[str, Any]:
     """Fill the nearest shelter with room, then the next: loads are recorded so others spread."""
     raw = await request.body()
-    try:
+    with kept_if_refused(engine, "http:/api/v1/evacuation/assignments", raw):
         body = AssignmentIn.model_validate_json(raw)
         net = current(request, engine)
         with engine.begin() as conn:
             legs = evac.assign(conn, net, (body.lon, body.lat), body.people)
-    except (ValidationError, InvalidInput) as exc:
-        with engine.begin() as conn:
-            deadletters.keep(conn, "http:/api/v1/evacuation/assignments", _reason(exc), raw)
-        if isinstance(exc, ValidationError):
-            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)],
-                                         body=raw) from exc
-        raise
     features = [line_feature(net, leg["nodes"], _shelter_props(leg) | {"people": leg["people"]})
                 for leg in legs if leg.get("shelter")]
     unplaced = sum(leg["people"] for leg in legs if not leg.get("shelter"))
@@ -218,17 +209,10 @@ def list_closures(who: Authenticated, engine: Db) -> list[dict[str, Any]]:
 @router.post("/roads/closures", status_code=201, summary="Close or slow roads in an area · 도로 통제")
 async def add_closure(request: Request, who: Operator, engine: Db, response: Response) -> dict[str, Any]:
     raw = await request.body()
-    try:
+    with kept_if_refused(engine, "http:/api/v1/roads/closures", raw):
         body = ClosureIn.model_validate_json(raw)
         with engine.begin() as conn:
             row = hazards.add_closure(conn, body.reason, body.geometry, body.effect, body.speed_factor, who.name)
-    except (ValidationError, InvalidInput) as exc:
-        with engine.begin() as conn:
-            deadletters.keep(conn, "http:/api/v1/roads/closures", _reason(exc), raw)
-        if isinstance(exc, ValidationError):
-            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)],
-                                         body=raw) from exc
-        raise
     response.headers["Location"] = f"{API_PREFIX}/roads/closures/{row['id']}"
     return row
 
@@ -240,7 +224,3 @@ def lift_closure(who: Operator, engine: Db, closure_id: Annotated[int, Path(ge=1
     return Response(status_code=204)
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"body.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-    return f"body.{getattr(exc, 'field', None) or 'body'}: {exc}"

@@ -6,17 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from haechi.clikit import DatabaseUrl, console
 from haechi.core.errors import HaechiError
 from haechi.core.settings import get_settings
 
 app = typer.Typer(help="Safety reports in HTML and PDF (안전 보고서).", no_args_is_help=True)
-console = Console()
-
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", envvar="HAECHI_DATABASE_URL", help="SQLAlchemy URL of the DB.")
-]
 OutDir = Annotated[Path, typer.Option("--out", help="Folder the HTML and PDF are written to.")]
 Month = Annotated[str, typer.Option("--month", help="Local month, YYYY-MM (월)")]
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from haechi.clikit import DatabaseUrl, actor, console, fail, open_engine
 from haechi.core.clock import KST
 from haechi.core.errors import HaechiError
-from haechi.core.settings import get_settings
 from haechi.model.access import Center
 
 from . import dispatch, incidents, store
@@ -19,26 +17,7 @@ from .config import incident_kinds
 
 incident_app = typer.Typer(help="Incidents shared by the three centers (사건: CCTV·상황실·119).", no_args_is_help=True)
 unit_app = typer.Typer(help="119 units and their status (소방 출동대).", no_args_is_help=True)
-console = Console()
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", envvar="HAECHI_DATABASE_URL", help="SQLAlchemy URL of the DB.")
-]
-
-
-def _engine(url: str | None):
-    from haechi.store import open_db
-
-    return open_db(url or get_settings().database_url)
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-def _fail(exc: HaechiError) -> typer.Exit:
-    where = f" ({exc.field})" if exc.field else ""
-    console.print(f"[red]{exc.title}{where}: {exc.detail}[/red]")
-    return typer.Exit(1)
+_engine, _actor, _fail = open_engine, actor, fail
 
 
 def _keep_whole(table: Table, *columns: int) -> None:

@@ -7,18 +7,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from haechi.clikit import DatabaseUrl, console
 from haechi.core.errors import HaechiError
 from haechi.core.settings import get_settings
 
 risk_app = typer.Typer(help="Regional risk index per district and dong (지역 위험도 평가).", no_args_is_help=True)
-console = Console()
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", envvar="HAECHI_DATABASE_URL", help="SQLAlchemy URL of the DB.")
-]
 Level = Annotated[str, typer.Option(help="district or dong")]
 MethodFile = Annotated[Path | None, typer.Option("--method", help="A method TOML (default: haechi/risk/method.toml)")]
 

@@ -8,17 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from haechi.clikit import DatabaseUrl, console, fail
 from haechi.core.errors import HaechiError
 from haechi.core.settings import get_settings
 
-console = Console()
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", envvar="HAECHI_DATABASE_URL", help="SQLAlchemy URL of the DB.")
-]
 ParamOption = Annotated[
     list[str] | None, typer.Option("--param", "-p", help="Scenario field as key=value (JSON values allowed); repeat.")
 ]
@@ -79,9 +75,7 @@ def _params(pairs: list[str], path: Path | None) -> dict[str, Any]:
     return params
 
 
-def _fail(exc: HaechiError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc.detail}")
-    return typer.Exit(code=2)
+_fail = fail
 
 
 def _run(kind: str, params: dict[str, Any], database_url: str | None) -> dict[str, Any]:
