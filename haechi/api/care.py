@@ -34,7 +34,7 @@ from haechi.store import places
 from haechi.store.access import Principal
 
 from .auth import Authenticated, readable_area, require
-from .common import API_PREFIX, AreaCode, Db, Moment, RequestBody, ensure_area_exists
+from .common import API_PREFIX, AreaCode, Db, Moment, RequestBody, bbox_query, ensure_area_exists
 from .problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix=f"{API_PREFIX}/care", tags=["care"], responses=PROBLEM_RESPONSES)
@@ -484,7 +484,7 @@ async def end_trip(request: Request, who: Guardian, engine: Db, trip_id: Annotat
 @router.get("/school-zones", summary="School zones as GeoJSON · 어린이보호구역")
 def school_zones(engine: Db, bbox: Annotated[str | None, Query(description="w,s,e,n")] = None) -> dict[str, Any]:
     """Public data: the school zones (places of kind school_zone) with their radius or shape."""
-    box = _bbox(bbox) if bbox else None
+    box = bbox_query(bbox) if bbox else None
     radius = rules()["school"]["zone_radius_m"]
     with engine.begin() as conn:
         rows = places.list_places(conn, "school_zone", bbox=box)
@@ -497,16 +497,6 @@ def school_zones(engine: Db, bbox: Annotated[str | None, Query(description="w,s,
             "name_ko": p["name_ko"], "name_en": p.get("name_en"), "school_name": p.get("school_name"),
             "radius_m": p.get("radius_m") or radius, "area_code": p["area_code"], "source": p["source"]}})
     return {"type": "FeatureCollection", "features": features}
-
-
-def _bbox(text: str) -> tuple[float, float, float, float]:
-    try:
-        w, s, e, n = (float(v) for v in text.split(","))
-    except ValueError:
-        raise InvalidInput("bbox must be four numbers: w,s,e,n", field="query.bbox") from None
-    if not (w <= e and s <= n):
-        raise InvalidInput("bbox must have w ≤ e and s ≤ n", field="query.bbox")
-    return w, s, e, n
 
 
 @router.get("/wards/{ward_id}/school-safety", summary="For parents: the school route today · 통학 안전 정보")

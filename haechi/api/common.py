@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine
 
 from haechi.core.clock import as_utc
 from haechi.core.errors import InvalidInput, NotFound
+from haechi.model.geo import parse_bbox
 from haechi.store import areas, deadletters
 
 API_PREFIX = "/api/v1"
@@ -88,6 +89,14 @@ def ensure_area_exists(conn: Connection, code: str | None, field: str) -> None:
         raise InvalidInput(
             f"no administrative area with code {code!r} is loaded", field=field
         ) from None
+
+
+def bbox_query(text: str) -> tuple[float, float, float, float]:
+    """A ``bbox=w,s,e,n`` query parameter (WGS84 degrees); a 422 naming ``query.bbox`` otherwise."""
+    try:
+        return parse_bbox(text)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="query.bbox") from None
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, PlainValidator, field_validator
 
 from haechi.model.access import CITY_EDITORS
 from haechi.model.city import FacilityType, PlaceKind, ShelterKind
+from haechi.model.geo import parse_bbox
 from haechi.store import places
 from haechi.store.access import Principal
 
@@ -29,20 +30,6 @@ from .problems import PROBLEM_RESPONSES
 router = APIRouter(prefix=API_PREFIX, tags=["places"], responses=PROBLEM_RESPONSES)
 
 Editor = Annotated[Principal, Depends(require(*CITY_EDITORS))]
-
-
-def parse_bbox(text: str) -> tuple[float, float, float, float]:
-    """``"w,s,e,n"`` in WGS84 degrees → a tuple; ValueError saying what was expected."""
-    parts = text.split(",")
-    try:
-        w, s, e, n = (float(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"bbox must be four numbers w,s,e,n; got {text!r}") from None
-    if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
-        raise ValueError(
-            "bbox must satisfy -180 ≤ w < e ≤ 180 and -90 ≤ s < n ≤ 90 (WGS84 degrees)"
-        )
-    return w, s, e, n
 
 
 class PlaceFilter(QueryParams):

@@ -19,7 +19,7 @@ from haechi.model.access import Role
 from haechi.store.access import Principal, authenticate
 
 from .auth import identify, require
-from .common import API_PREFIX, AreaCode
+from .common import API_PREFIX, AreaCode, bbox_query
 from .problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix=API_PREFIX, tags=["sensing"], responses=PROBLEM_RESPONSES)
@@ -194,7 +194,7 @@ def live_state(
 ) -> list[dict[str, Any]]:
     """The newest reading of every datastream, from memory (no database query)."""
     pipeline: Pipeline = request.app.state.pipeline
-    box = _bbox(bbox) if bbox else None
+    box = bbox_query(bbox) if bbox else None
     rows = []
     for stream_id, now in sorted(pipeline.state.streams.items()):
         profile = pipeline.profile(stream_id)
@@ -210,16 +210,6 @@ def live_state(
             "silent": stream_id in pipeline.state.silent, "area_code": profile.area_code,
             "lon": profile.lon, "lat": profile.lat})
     return rows
-
-
-def _bbox(text: str) -> tuple[float, float, float, float]:
-    try:
-        w, s, e, n = (float(v) for v in text.split(","))
-    except ValueError:
-        raise InvalidInput("bbox must be four numbers: w,s,e,n", field="query.bbox") from None
-    if not (w <= e and s <= n):
-        raise InvalidInput("bbox must have w ≤ e and s ≤ n", field="query.bbox")
-    return w, s, e, n
 
 
 # ── live stream ──────────────────────────────────────────────────────────────────────────

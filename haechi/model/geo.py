@@ -19,3 +19,17 @@ def degree_box(lon: float, lat: float, radius_m: float) -> tuple[float, float, f
     dlat = radius_m / 111_000
     dlon = radius_m / (111_000 * max(cos(radians(lat)), 0.01))
     return lon - dlon, lat - dlat, lon + dlon, lat + dlat
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    """``"w,s,e,n"`` in WGS84 degrees → a tuple; ValueError saying what was expected."""
+    parts = text.split(",")
+    try:
+        w, s, e, n = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"bbox must be four numbers w,s,e,n; got {text!r}") from None
+    if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+        raise ValueError(
+            "bbox must satisfy -180 ≤ w < e ≤ 180 and -90 ≤ s < n ≤ 90 (WGS84 degrees)"
+        )
+    return w, s, e, n
