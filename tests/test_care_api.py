@@ -233,3 +233,41 @@ def test_haechi_care_purge_command(db_url, engine):
     assert result.exit_code == 0, result.output
     assert "1 positions" in result.output
     assert counts(engine, f.ward["id"]) == (1, 0)
+
+
+def test_the_missing_person_incident_holds_no_track_and_operators_cannot_open_one(world):
+    """The track stays in the care tables (reads logged, purged); an operator cannot grant
+    themselves access by reporting a ward missing; a ward found and lost again can be reported again."""
+    f = family(world.engine, kind="dementia")
+    store_positions(world.engine, f.ward["id"], f.devices["tracker"], [0.3, 0.2, 0.1])
+    missing = f"/api/v1/care/wards/{f.ward['id']}/missing"
+    assert_problem(world.client.post(missing, headers=world.auth("operator")), 403)
+    opened = world.client.post(missing, headers=bearer(f.token))
+    assert opened.status_code == 201, opened.text
+    incident = world.client.get(f"/api/v1/incidents/{opened.json()['incident_id']}", headers=world.auth("operator"))
+    detail = incident.json()["detail"]
+    assert detail["track_points"] == 3 and detail["track"].endswith(f"/care/wards/{f.ward['id']}/positions")
+    assert_problem(world.client.post(missing, headers=bearer(f.token)), 409)  # one search at a time
+    world.client.post(f"{missing}/close", headers=bearer(f.token))
+    again = world.client.post(missing, headers=bearer(f.token))
+    assert again.status_code == 201, again.text
+
+
+def test_a_device_speaks_only_with_the_token_it_first_reported_with(world):
+    f = family(world.engine)
+    report = {"device": f.devices["tracker"], "at": utcnow().isoformat(), "lon": 127.001, "lat": 37.501}
+    first = world.client.post("/api/v1/care/reports/position", json=report, headers=world.auth("device"))
+    assert first.status_code == 200 and first.json()["positions"] == 1, first.text
+    with world.engine.begin() as conn:
+        from haechi.store import access
+
+        other = access.create_token(conn, "another-device", "device")[1]
+    forged = world.client.post("/api/v1/care/reports/sos", json={**report, "at": utcnow().isoformat()},
+                               headers=bearer(other))
+    assert forged.status_code == 200 and forged.json()["refused"] == 1
+    with world.engine.connect() as conn:
+        from sqlalchemy import select
+
+        from haechi.store.schema import dead_letters
+        reasons = conn.execute(select(dead_letters.c.reason)).scalars().all()
+    assert any("another token" in r for r in reasons)

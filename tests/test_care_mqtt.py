@@ -134,7 +134,7 @@ def test_a_guardian_who_chose_other_disaster_types_is_not_sent_hazard_alerts(sql
     assert alert["detail"]["to"]["guardians"] == []  # recorded, but sent to nobody
 
 
-def test_a_missing_person_incident_carries_the_last_known_track_to_119(sqlite_engine):
+def test_a_missing_person_incident_starts_119_at_the_last_known_position(sqlite_engine):
     engine = sqlite_engine
 
     async def scenario():
@@ -151,10 +151,12 @@ def test_a_missing_person_incident_carries_the_last_known_track_to_119(sqlite_en
     f, incident = asyncio.run(scenario())
     assert incident["kind"] == "missing_person" and incident["center"] == "119" and incident["source"] == "care"
     assert (incident["lon"], incident["lat"]) == pytest.approx((127.0304, 37.53))  # the last known position
-    track = [p["lon"] for p in incident["detail"]["track"]]
-    assert track == pytest.approx([127.0304, 127.0303, 127.0302, 127.0301, 127.03])  # newest first
+    # the track stays in the care tables, where operators read it while the incident is open
+    assert incident["detail"]["track_points"] == 5 and "lon" not in str(incident["detail"])
     with engine.begin() as conn:
         assert store.open_incident_of(conn, f.ward["id"])["incident_id"] == incident["id"]
+        track = [p["lon"] for p in store.positions(conn, f.ward["id"], limit=10)]
+    assert track == pytest.approx([127.0304, 127.0303, 127.0302, 127.0301, 127.03])  # newest first
 
 
 # ── elderly living alone ─────────────────────────────────────────────────────────────────

@@ -144,7 +144,7 @@ def test_an_operator_acknowledges_a_warning_and_reads_the_district_panel(browser
     page.wait_for_function("[...document.querySelectorAll('#timeline .timeline-item')].some(li => li.dataset.kind === 'ack')",
                            timeout=10_000)  # every room hears of it over the live stream
     warnings = httpx.get(f"{url}/api/v1/warnings").json()
-    assert any(w["hazard"] == "fine_dust" and w["acknowledged_by"] == "operator" for w in warnings)
+    assert any(w["hazard"] == "fine_dust" and w["acknowledged_by"] == "situation_room" for w in warnings)
     assert _axe_serious(page) == []
     page.close()
 

@@ -292,7 +292,7 @@ async def post_reports(request: Request, who: Device, kind: Literal["position", 
     now = utcnow()
     items = [read_item(kind, item, now, service.max_future_s)
              for item in (document if isinstance(document, list) else [document])]
-    outcome = await service.report(items, f"http:{API_PREFIX}/care/reports/{kind}", now)
+    outcome = await service.report(items, f"http:{API_PREFIX}/care/reports/{kind}", now, token_id=who.token_id)
     first = next((i for i in items if hasattr(i, "reason")), None)
     return {"positions": outcome.positions, "activity": outcome.activity, "refused": outcome.refused,
             "alerts": len(outcome.alerts), "first_refusal": {"field": first.field, "reason": first.reason} if first else None}
@@ -379,16 +379,16 @@ def answer_alert(who: Guardian, engine: Db, alert_id: Annotated[int, Path(ge=1)]
 
 @router.post("/wards/{ward_id}/missing", status_code=201, summary="Report missing: incident for 119 · 실종 신고")
 async def report_missing(request: Request, who: Authenticated, engine: Db, ward_id: WardId) -> dict[str, Any]:
-    """A guardian of the ward opens a missing-person incident for the 119 center with the last
-    known track; while it is open, operators may read the ward's positions."""
+    """A guardian of the ward opens a missing-person incident for the 119 center at the last known
+    position; while it is open, operators may read the ward's track (each read logged).
+
+    Only guardians: an operator must not be able to grant themselves access to positions.
+    """
     def guard() -> None:
+        if who.role != Role.GUARDIAN:
+            raise Forbidden("only the ward's guardians report a ward missing")
         with engine.begin() as conn:
-            if who.role == Role.GUARDIAN:
-                _own_ward(conn, who, ward_id)
-            elif who.role not in (Role.OPERATOR, Role.ADMIN):
-                raise Forbidden("only the ward's guardians or operators report a ward missing")
-            if store.open_incident_of(conn, ward_id):
-                raise Conflict(f"ward {ward_id} already has an open missing-person incident")
+            _own_ward(conn, who, ward_id)
 
     await anyio.to_thread.run_sync(guard)
     incident = await anyio.to_thread.run_sync(lambda: _service(request).open_missing(ward_id, who))
@@ -526,9 +526,10 @@ def school_safety(request: Request, who: Guardian, engine: Db, ward_id: WardId) 
 def _incidents_near(conn: Connection, around) -> list[dict[str, Any]]:
     from haechi.response.incidents import queue
 
+    # never another family's missing child: those incidents name a ward
     return [{"id": i["id"], "kind": i["kind"], "title": i["title"], "status": i["status"]}
             for i in queue(conn, center=None, status="open", limit=1000)
-            if i["lon"] is not None and around.covers(Point(i["lon"], i["lat"]))]
+            if i["kind"] != "missing_person" and i["lon"] is not None and around.covers(Point(i["lon"], i["lat"]))]
 
 
 # ── alert channel: SSE for guardians, the CCTV center and district offices ──────────────

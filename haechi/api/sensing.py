@@ -235,12 +235,12 @@ async def live_stream(
     """
     queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=STREAM_BUFFER)
     patterns = [p.strip() for p in types.split(",") if p.strip()]
-    staff = _is_staff(request, token)
+    staff = _staff(request, token)
     lagged = 0
 
     async def enqueue(event: Event) -> None:
         nonlocal lagged
-        if not staff and not event.type.startswith(PUBLIC_EVENTS):
+        if not event.type.startswith(PUBLIC_EVENTS) and not _may_see(staff, event):
             return
         if queue.full():
             queue.get_nowait()
@@ -278,12 +278,23 @@ PUBLIC_EVENTS = ("observation", "sensor.", "warning.", "alert.")
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.DISTRICT_OFFICIAL})
 
 
-def _is_staff(request: Request, token: str | None) -> bool:
+def _staff(request: Request, token: str | None) -> Principal | None:
+    """The caller, when staff (header or ``token`` parameter); None for anyone else."""
     principal = identify(request.app.state.engine, request.scope).principal
     if principal is None and token:
         with request.app.state.engine.connect() as conn:
             principal = authenticate(conn, token)
-    return principal is not None and principal.role in STAFF
+    return principal if principal is not None and principal.role in STAFF else None
+
+
+def _may_see(staff: Principal | None, event: Event) -> bool:
+    """Staff see staff events; a district official only those of their own district, as over REST."""
+    if staff is None:
+        return False
+    if staff.role != Role.DISTRICT_OFFICIAL:
+        return True
+    area = str(event.data.get("area_code") or "")
+    return bool(staff.area_code) and area.startswith(staff.area_code)
 
 
 def _expand(event: Event):

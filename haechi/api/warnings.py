@@ -52,7 +52,8 @@ async def acknowledge_warning(
     """
     with engine.begin() as conn:
         ensure_in_own_area(who, store.get_warning(conn, warning_id)["area_code"], "path.warning_id")
-        warning = _public(store.acknowledge(conn, warning_id, who.name, utcnow()))
+        # Shown to everyone: the center (or role) that took charge, not a person's token name.
+        warning = _public(store.acknowledge(conn, warning_id, who.center or who.role, utcnow()))
     await request.app.state.bus.publish(Event("warning.acknowledged", warning))
     return warning
 

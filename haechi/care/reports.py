@@ -69,8 +69,9 @@ def decode_message(topic: str, payload: bytes, prefix: str, now: datetime,
     """One MQTT message (an object or an array of them) read into reports and refusals."""
     parts = topic_parts(topic, prefix)
     if parts is None:
+        # kept without its body: a misaddressed report may still carry someone's position
         return [Refused(None, "topic", f"topic {topic!r} is not {prefix}/<device>/position|activity|sos",
-                        _text(payload[:2048]))]
+                        f"({len(payload)} bytes, not kept: the topic names no device)")]
     device, kind = parts
     if len(payload) > MAX_MESSAGE_BYTES:
         return [Refused(device, "payload", f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}",

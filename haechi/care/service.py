@@ -24,7 +24,7 @@ from shapely.geometry import shape
 from sqlalchemy import Engine
 
 from haechi.core.clock import KST, utcnow
-from haechi.core.errors import InvalidInput
+from haechi.core.errors import Conflict, InvalidInput
 from haechi.core.events import Bus, Event
 from haechi.store import deadletters
 from haechi.warnings.targeting import TO_DEGREES, TO_METRES, transform
@@ -140,16 +140,18 @@ class CareService:
     # ── reports from devices (MQTT and HTTP) ──
 
     async def report(self, items: Sequence[Position | Activity | Sos | Refused], source: str,
-                     now: datetime | None = None) -> Outcome:
+                     now: datetime | None = None, token_id: int | None = None) -> Outcome:
+        """Store and evaluate reports. ``token_id``: the HTTP device token they came with (None over
+        MQTT, where the broker's own credentials decide who may publish on a device's topic)."""
         async with self._lock:
-            outcome = await asyncio.to_thread(self._handle, list(items), source, now or utcnow())
+            outcome = await asyncio.to_thread(self._handle, list(items), source, now or utcnow(), token_id)
         await self.announce(outcome.alerts)
         return outcome
 
-    def _handle(self, items, source: str, now: datetime) -> Outcome:
+    def _handle(self, items, source: str, now: datetime, token_id: int | None = None) -> Outcome:
         outcome = Outcome()
         with self.engine.begin() as conn:
-            accepted = self._accept(conn, items, source, now, outcome)
+            accepted = self._accept(conn, items, source, now, outcome, token_id)
             positions = [(i, d) for i, d in accepted if isinstance(i, Position)]
             activity = [(i, d) for i, d in accepted if isinstance(i, Activity)]
             outcome.positions = store.save_positions(conn, [
@@ -162,8 +164,12 @@ class CareService:
             outcome.alerts = self._raise_many(conn, self._evaluate(conn, positions, accepted, now))
         return outcome
 
-    def _accept(self, conn, items, source: str, now: datetime, outcome: Outcome) -> list[tuple[Any, dict]]:
-        """Reports from known devices of consenting wards; the rest kept as dead letters with the reason."""
+    def _accept(self, conn, items, source: str, now: datetime, outcome: Outcome,
+                token_id: int | None = None) -> list[tuple[Any, dict]]:
+        """Reports from known devices of consenting wards; the rest kept as dead letters with the reason.
+
+        Over HTTP a device is bound to the first token it reports with (trust on first use), so
+        another device's token cannot speak for it (a fake SOS, a fake arrival home)."""
         for r in items:
             if isinstance(r, Refused):
                 deadletters.keep(conn, source, r.reason, r.payload)
@@ -179,12 +185,17 @@ class CareService:
                 reason = f"device: unknown device {item.device!r}; register it to a ward first"
             elif (device["kind"] == "tracker") == isinstance(item, Activity):  # trackers: positions, SOS
                 reason = f"device: {item.device!r} is a {device['kind']} device and cannot send this report"
+            elif token_id is not None and device.get("token_id") not in (None, token_id):
+                reason = f"device: {item.device!r} reports with another token; this token may not speak for it"
             elif device["ward_id"] not in consenting:
                 reason = "no consent"  # withdrawn, expired or never given: nothing is stored
             if reason:
                 deadletters.keep(conn, source, reason, _without_position(item))
                 outcome.refused += 1
             else:
+                if token_id is not None and device.get("token_id") is None:
+                    store.bind_device(conn, device["id"], token_id)
+                    device["token_id"] = token_id
                 accepted.append((item, device))
         return accepted
 
@@ -360,11 +371,23 @@ class CareService:
     # ── missing person, purge ──
 
     def open_missing(self, ward_id: int, actor, open_incident=None) -> dict[str, Any]:
-        """Open a missing-person incident for the 119 center with the last known track."""
+        """Open a missing-person incident for the 119 center at the last known position.
+
+        The track itself stays in the care tables: while the incident is open, operators read it
+        there (``/care/wards/{id}/positions``), every read is in the ward's access log, and it is
+        purged with the rest. The incident carries only where to start and where to look.
+        """
         if open_incident is None:
             from haechi.response.incidents import open_incident
+        from haechi.response.store import get_incident
+
         with self.engine.begin() as conn:
             ward = store.get_ward(conn, ward_id)
+            linked = store.open_incident_of(conn, ward_id)
+            if linked and get_incident(conn, linked["incident_id"])["status"] != "closed":
+                raise Conflict(f"ward {ward_id} already has an open missing-person incident")
+            if linked:  # the last search ended: its link goes, a new one is made below
+                store.close_incidents(conn, ward_id, utcnow())
             track = store.positions(conn, ward_id, limit=rules()["missing"]["track_points"])
             if not track:
                 raise InvalidInput(f"ward {ward_id} has no known position to search from", field="path.ward_id")
@@ -374,7 +397,7 @@ class CareService:
                 title=f"실종 의심 / Missing: {ward['alias']} ({ward['kind']})", severity="high", center="119",
                 source="care", actor=actor, detail={
                     "ward_id": ward_id, "ward_kind": ward["kind"], "last_seen_at": last["at"].isoformat(),
-                    "track": [{"at": p["at"].isoformat(), "lon": p["lon"], "lat": p["lat"]} for p in track]})
+                    "track_points": len(track), "track": f"/api/v1/care/wards/{ward_id}/positions"})
             store.link_incident(conn, ward_id, incident["id"], utcnow())
             return incident
 

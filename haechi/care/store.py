@@ -361,3 +361,9 @@ def answer_open_checks(conn: Connection, ward_ids: Iterable[int], at: datetime, 
         return 0
     return conn.execute(update(care_alerts).where(c.ward_id.in_(ids), c.kind == "welfare_check", c.status == "open")
                         .values(status="answered", answered_at=at)).rowcount
+
+
+def bind_device(conn: Connection, device_id: int, token_id: int) -> None:
+    """Tie a device to the token it first reported with (only while it is still unbound)."""
+    c = care_devices.c
+    conn.execute(update(care_devices).where(c.id == device_id, c.token_id.is_(None)).values(token_id=token_id))

@@ -707,6 +707,8 @@ care_devices = Table(
     Column("ward_id", ForeignKey("care_wards.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("kind", String(16), nullable=False),
     _when("created_at", nullable=False),
+    # The device token it first reported over HTTP with; from then on only that token speaks for it.
+    Column("token_id", ForeignKey("api_tokens.id", ondelete="SET NULL")),
     CheckConstraint("kind IN ('tracker', 'door', 'motion', 'power')", name="kind"),
 )
 

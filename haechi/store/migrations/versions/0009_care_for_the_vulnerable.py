@@ -78,8 +78,10 @@ def upgrade() -> None:
     sa.Column('ward_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('token_id', sa.Integer(), nullable=True),
     sa.CheckConstraint("kind IN ('tracker', 'door', 'motion', 'power')", name=op.f('ck_care_devices_kind')),
     sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'], name=op.f('fk_care_devices_ward_id_care_wards'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['token_id'], ['api_tokens.id'], name=op.f('fk_care_devices_token_id_api_tokens'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_care_devices')),
     sa.UniqueConstraint('ref', name=op.f('uq_care_devices_ref'))
     )
