@@ -132,8 +132,20 @@ def test_dispatch_and_arrival_record_the_response_time_and_golden_time(world):
     problem = assert_problem(post(world, f"/api/v1/incidents/{incident['id']}/dispatch", {"unit_ids": [fast["id"]]}),
                              409, "body.unit_ids")
     assert "'dispatched' to 'dispatched'" in problem["detail"]
+    # The calls went out ten minutes ago (arrivals cannot be in the future): move the record back.
+    from sqlalchemy import select, update
+
+    from haechi.store.schema import dispatches
+    with world.engine.begin() as conn:
+        for row in conn.execute(select(dispatches.c.id, dispatches.c.dispatched_at)).all():
+            conn.execute(update(dispatches).where(dispatches.c.id == row.id)
+                         .values(dispatched_at=row.dispatched_at - timedelta(minutes=10)))
+    sent = _plus(sent, minutes=-10)
     on_time = _plus(sent, minutes=5)
     late = _plus(sent, minutes=9)
+    future = _plus(sent, minutes=30)
+    assert_problem(post(world, f"/api/v1/incidents/{incident['id']}/dispatches/{first['id']}/arrival",
+                        {"arrived_at": future}), 422, "body.arrived_at")
     arrival = post(world, f"/api/v1/incidents/{incident['id']}/dispatches/{first['id']}/arrival", {"arrived_at": on_time})
     assert arrival.status_code == 200, arrival.text
     assert (arrival.json()["response_s"], arrival.json()["met_golden_time"]) == (300.0, True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from haechi.core.clock import utcnow
@@ -137,6 +137,10 @@ def dispatch(conn, incident_id: int, unit_ids: Sequence[int], times: TravelTimes
     return made
 
 
+#: How far ahead of the server's clock a unit's own clock may be when it reports arrival.
+ARRIVAL_CLOCK_SKEW = timedelta(seconds=60)
+
+
 def arrive(conn, incident_id: int, dispatch_id: int, *, actor, at: datetime | None = None) -> dict[str, Any]:
     """Record a unit's arrival on scene: its response time and whether it met the golden time."""
     d = store.get_dispatch(conn, dispatch_id)
@@ -146,9 +150,12 @@ def arrive(conn, incident_id: int, dispatch_id: int, *, actor, at: datetime | No
     lifecycle.check(lifecycle.UNIT, u["status"], "on_scene", field="path.dispatch_id")
     if d["arrived_at"] is not None or d["cleared_at"] is not None:
         raise Conflict(f"dispatch {dispatch_id} is already over (arrived or cleared)", field="path.dispatch_id")
-    at = at or utcnow()
+    now = utcnow()
+    at = at or now
     if at < d["dispatched_at"]:
         raise InvalidInput("the arrival cannot be before the dispatch", field="body.arrived_at")
+    if at > now + ARRIVAL_CLOCK_SKEW:  # a future arrival would make the golden-time verdict up
+        raise InvalidInput("the arrival cannot be in the future", field="body.arrived_at")
     if not store.change_unit(conn, u["id"], {"status": "on_scene", "status_changed_at": at}, was_status=u["status"]):
         raise Conflict(f"unit {u['call_sign']} changed status meanwhile; reload and try again", field="path.dispatch_id")
     return _arrive(conn, d, at, actor)
