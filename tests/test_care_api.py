@@ -271,3 +271,17 @@ def test_a_device_speaks_only_with_the_token_it_first_reported_with(world):
         from haechi.store.schema import dead_letters
         reasons = conn.execute(select(dead_letters.c.reason)).scalars().all()
     assert any("another token" in r for r in reasons)
+
+
+def test_an_unreadable_report_is_kept_without_its_bytes(world):
+    from sqlalchemy import select
+
+    from haechi.store.schema import dead_letters
+
+    sent = b'{"device": "x", "lon": 127.0312, "lat": 37.5'  # cut off in the middle
+    refused = world.client.post("/api/v1/care/reports/position", content=sent,
+                                headers={**world.auth("device"), "Content-Type": "application/json"})
+    assert_problem(refused, 422)
+    with world.engine.connect() as conn:
+        [(reason, payload)] = conn.execute(select(dead_letters.c.reason, dead_letters.c.payload)).all()
+    assert "not valid JSON" in reason and "127.03" not in payload

@@ -30,7 +30,7 @@ from haechi.core.clock import utcnow
 from haechi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from haechi.core.events import Event
 from haechi.model.access import Center, Role
-from haechi.store import places
+from haechi.store import deadletters, places
 from haechi.store.access import Principal
 
 from .auth import Authenticated, readable_area, require
@@ -284,10 +284,18 @@ async def delete_zone(request: Request, who: Guardian, engine: Db, ward_id: Ward
 async def post_reports(request: Request, who: Device, kind: Literal["position", "activity", "sos"]) -> dict[str, Any]:
     """A JSON object or array; each names its ``device``. Refused reports are kept as dead letters
     (without coordinates) and counted; the first refusal is named."""
+    raw = await request.body()
     try:
-        document = json.loads(await request.body())
+        document = json.loads(raw)
     except ValueError as exc:
-        raise InvalidInput(f"body is not valid JSON: {exc}", field="body") from None
+        reason = f"body is not valid JSON: {exc}"
+
+        def keep() -> None:  # kept, but not its bytes: they may still hold someone's position
+            with request.app.state.engine.begin() as conn:
+                deadletters.keep(conn, f"http:{API_PREFIX}/care/reports/{kind}", reason,
+                                 f"({len(raw)} bytes, not kept: unreadable reports may hold positions)")
+        await anyio.to_thread.run_sync(keep)
+        raise InvalidInput(reason, field="body") from None
     service = _service(request)
     now = utcnow()
     items = [read_item(kind, item, now, service.max_future_s)

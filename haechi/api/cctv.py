@@ -15,9 +15,10 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic_core import to_jsonable_python
+from sqlalchemy.exc import IntegrityError
 
 from haechi.core.clock import utcnow
-from haechi.core.errors import HaechiError, InvalidInput
+from haechi.core.errors import Conflict, HaechiError, InvalidInput
 from haechi.model.access import Role
 from haechi.response import cctv, store
 from haechi.response import incidents as service
@@ -70,6 +71,8 @@ async def post_event(request: Request, who: CameraSystem) -> JSONResponse:
                 return (event, full, opened), None
         except HaechiError as exc:
             return None, exc
+        except IntegrityError:  # the same event id sent twice at once: the other copy won
+            return None, Conflict("this event id was already received (a replay)", field="body.event_id")
 
     done, refusal = await anyio.to_thread.run_sync(work)
     if refusal is not None:
