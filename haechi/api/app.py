@@ -26,6 +26,7 @@ from haechi.ingest.pipeline import Pipeline
 from haechi.ingest.queue import LocalSink, open_sink
 from haechi.ingest.watch import newly_silent
 from haechi.response.watch import watch_drone_positions
+from haechi.simulation.runs import fail_interrupted
 from haechi.warnings.service import WarningService
 from haechi.web import install_pages
 
@@ -143,6 +144,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     silence watcher until shutdown."""
     pipeline: Pipeline = app.state.pipeline
     await anyio.to_thread.run_sync(pipeline.warm)
+    await anyio.to_thread.run_sync(fail_interrupted, app.state.engine)  # what-ifs a restart cut short
     settings = app.state.settings
     if settings.bus_url:  # scale-out: adapters queue on JetStream, `haechi worker`s store
         app.state.sink = await open_sink(pipeline, settings.bus_url)

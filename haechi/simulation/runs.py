@@ -115,6 +115,14 @@ def request_cancel(conn: Connection, run_id: int) -> dict[str, Any]:
     return get(conn, run_id, result=False)
 
 
+def fail_interrupted(engine: Engine) -> int:
+    """At start-up: runs left queued or running by a stopped server can never finish; say so."""
+    with engine.begin() as conn:
+        return conn.execute(update(simulations).where(simulations.c.status.not_in(FINISHED)).values(
+            status="failed", error="interrupted: the server stopped before the run finished; start it again",
+            finished_at=utcnow())).rowcount
+
+
 def _set(engine: Engine, run_id: int, **values: Any) -> None:
     with engine.begin() as conn:
         conn.execute(update(simulations).where(simulations.c.id == run_id).values(values))
