@@ -148,9 +148,10 @@ def test_the_anonymous_stream_carries_the_public_picture_only(sqlite_engine):
                                lambda seen: any(e == "warning.acknowledged" for e, _ in seen), timeout=30)
 
         with (listen("") as anonymous, listen(f"&token={tokens['citizen']}") as resident,
-              listen(f"&token={tokens['operator']}") as operator):
+              listen(f"&token={tokens['operator']}") as operator,
+              listen(f"&token={tokens['district_official']}") as gangnam_office):  # an official of 11680
             opened = httpx.post(f"{server.url}/api/v1/incidents", headers=staff, json={
-                "kind": "fire", "title": "상가 화재", "lon": 127.03, "lat": 37.5})
+                "kind": "fire", "title": "종로 상가 화재", "lon": 126.985, "lat": 37.57})  # in Jongno, not Gangnam
             assert opened.status_code == 201, opened.text
             issued = httpx.post(f"{server.url}/api/v1/alerts", headers=staff,
                                 json={"hazard": "heavy_rain", "level": "advisory", "area": "11680"})
@@ -161,3 +162,4 @@ def test_the_anonymous_stream_carries_the_public_picture_only(sqlite_engine):
     assert [e for e, _ in anonymous.seen] == ["warning.acknowledged"]
     assert [e for e, _ in resident.seen] == ["warning.acknowledged"]
     assert [e for e, _ in operator.seen] == ["incident.changed", "warning.acknowledged"]
+    assert [e for e, _ in gangnam_office.seen] == ["warning.acknowledged"]  # another district's incident
