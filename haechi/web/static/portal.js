@@ -351,6 +351,7 @@ async function showRoute(shelter) {
   state.route = L.polyline(coords, { color: "#065f46", weight: 5, dashArray: coords.length === 2 ? "8 6" : null }).addTo(state.map);
   state.map.fitBounds(state.route.getBounds(), { padding: [20, 20] });
   $("route-status").textContent = text;
+  $("report-map").scrollIntoView({ behavior: "smooth", block: "center" });  // the map is further down
 }
 
 // ── area choice ───────────────────────────────────────────────────────────────────────
