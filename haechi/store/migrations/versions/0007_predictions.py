@@ -1,11 +1,8 @@
-"""predictions (reserved: filled by the issue that needs it)
+"""predictions: no tables of their own (forecasts are observations of forecast datastreams)
 
 Revision ID: 0007
 Revises: 0006
 """
-
-import sqlalchemy as sa  # noqa: F401 - used once the migration has content
-from alembic import op  # noqa: F401
 
 revision = '0007'
 down_revision = '0006'
