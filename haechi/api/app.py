@@ -139,9 +139,10 @@ def create_app(
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start-up: restore the live state; connect the NATS bus and ingest queue and subscribe to MQTT
-    when configured; run the warnings service, the alert refresher, the webhook dispatcher and the
-    silence watcher until shutdown."""
+    """Start-up: restore the live state and close the books on simulations a stop cut short;
+    connect the NATS bus and ingest queue and subscribe to MQTT when configured; run the warnings
+    service, the alert refresher, the webhook dispatcher, the silence watcher and the care service
+    (its device consumer and scheduled purge) until shutdown."""
     pipeline: Pipeline = app.state.pipeline
     await anyio.to_thread.run_sync(pipeline.warm)
     await anyio.to_thread.run_sync(fail_interrupted, app.state.engine)  # what-ifs a restart cut short
