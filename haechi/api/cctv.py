@@ -26,7 +26,7 @@ from haechi.store import deadletters
 from haechi.store.access import Principal
 
 from .auth import require
-from .common import API_PREFIX
+from .common import API_PREFIX, refusal_reason
 from .incidents import Operator, publish, publish_incident
 from .problems import PROBLEM_RESPONSES
 
@@ -79,7 +79,7 @@ async def post_event(request: Request, who: CameraSystem) -> JSONResponse:
         # Kept in its own transaction: the refused event must survive the error answer.
         def keep():
             with engine.begin() as conn:
-                deadletters.keep(conn, f"{SOURCE}:{who.name}", cctv.refusal_reason(refusal), raw)
+                deadletters.keep(conn, f"{SOURCE}:{who.name}", refusal_reason(refusal), raw)
         await anyio.to_thread.run_sync(keep)
         raise refusal
     event, incident, opened = done

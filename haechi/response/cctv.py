@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from haechi.core.clock import as_utc
-from haechi.core.errors import Conflict, HaechiError, InvalidInput
+from haechi.core.errors import Conflict, InvalidInput
 from haechi.model.access import Center
 from haechi.model.geo import haversine_m
 
@@ -191,5 +191,3 @@ def _open_nearby(conn, kind: str, lon: float, lat: float) -> dict[str, Any] | No
     return best[1] if best else None
 
 
-def refusal_reason(exc: HaechiError) -> str:
-    return f"{exc.field or 'body'}: {exc.detail}"
