@@ -235,6 +235,58 @@ def test_observation_csv_names_datastreams_and_refuses_unknown_ones(engine, tmp_
                                                          "unreadable time '2021-01-01 00:20'"]
 
 
+def test_a_long_file_is_stored_whole_with_each_reading_flag_and_reason(engine, tmp_path):
+    """More rows than one INSERT carries, and several blocks read ahead, with a bad value and a spike."""
+    run(engine, "kma-asos", "kma_asos_hourly.csv")
+    with engine.connect() as conn:
+        stream = conn.execute(select(datastreams.c.id).join(observed_properties).where(
+            observed_properties.c.code == "air_temperature").order_by(datastreams.c.id)).scalars().first()
+    values = [10 + (i % 7) / 10 for i in range(2500)]
+    values[1200] = 99.0  # beyond the catalogue's 50 °C: bad
+    values[1800] += 35  # 35 °C in 10 minutes, over 3 °C per minute: a spike
+    path = tmp_path / "long.csv"
+    start = int(utc(2022, 1, 1).timestamp())
+    path.write_text("datastream_id,phenomenon_time,result\n" + "".join(
+        f"{stream},{datetime.fromtimestamp(start + 600 * i, UTC):%Y-%m-%dT%H:%M:%SZ},{v}\n"
+        for i, v in enumerate(values)), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("haechi.imports.tabular.BLOCK_BYTES", 16 << 10)  # several blocks of ~400 rows
+        outcome = run(engine, "observations", str(path))
+    assert (outcome.rows_accepted, outcome.observations_stored, outcome.rows_rejected) == (2500, 2500, 0)
+    o = observations.c
+    with engine.connect() as conn:
+        stored = conn.execute(select(o.phenomenon_time, o.result, o.result_quality, o.qc_reasons)
+                              .where(o.datastream_id == stream, o.phenomenon_time >= utc(2022, 1, 1))
+                              .order_by(o.phenomenon_time)).all()
+    assert [r.result for r in stored] == values
+    assert stored[0].phenomenon_time == utc(2022, 1, 1) and stored[-1].phenomenon_time == utc(2022, 1, 18, 8, 30)
+    flagged = {i: (r.result_quality, r.qc_reasons) for i, r in enumerate(stored) if r.result_quality != "good"}
+    assert flagged.keys() == {1200, 1800}
+    assert flagged[1200][0] == "bad" and flagged[1200][1][0].startswith("out of range: 99")
+    assert flagged[1800][0] == "suspect" and flagged[1800][1][0].startswith("spike")
+    assert all(r.qc_reasons is None for r in stored if r.result_quality == "good")
+
+
+def test_reading_ahead_keeps_order_passes_errors_on_and_stops_with_its_consumer():
+    from itertools import count
+
+    from haechi.imports.tabular import read_ahead
+    assert list(read_ahead(iter(range(100)))) == list(range(100))
+
+    def broken():
+        yield 1
+        raise InvalidInput("unreadable CSV", field="file")
+    with pytest.raises(InvalidInput, match="unreadable CSV"):
+        list(read_ahead(broken()))
+    produced = count()
+    taken = []
+    for item in read_ahead(iter(lambda: next(produced), None), depth=2):
+        taken.append(item)
+        if len(taken) == 3:
+            break  # an endless source: the producer must stop, not run on (or hang the consumer)
+    assert taken == [0, 1, 2] and next(produced) <= 7
+
+
 # ── registers ──────────────────────────────────────────────────────────────────────────
 
 

@@ -39,7 +39,7 @@ class Outcome:
     ignored_columns: list[str] = field(default_factory=list)
     rejections: list[dict[str, Any]] = field(default_factory=list)  # the first MAX_SAMPLES
     run_id: int | None = None
-    store_seconds: float = 0.0  # time inside the database writes (the rest is reading and validating)
+    store_seconds: float = 0.0  # in the blocks' transactions (the rest is waiting for blocks to be read)
 
     def reject(self, row: int, field_name: str | None, reason: str) -> None:
         if len(self.rejections) < MAX_SAMPLES:

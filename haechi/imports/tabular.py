@@ -4,15 +4,20 @@ A file is read in blocks of rows (pyarrow), every cell as text; each block is va
 columns (times, station codes, numbers), turned into one reading per (row, measured column), and
 stored through the bulk path (``bulk.py``). Rejected rows go to the dead-letter store with their
 reason in the same transaction as the block's readings: nothing accepted is lost, nothing
-rejected is silent.
+rejected is silent. A thread reads and parses the next blocks while one is stored, so a long
+import costs about what its inserts cost.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from queue import Full, Queue
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -32,9 +37,10 @@ from .streams import StreamCache
 
 NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
 KST_OFFSET_S = 9 * 3600
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 16 << 20  # ~500,000 rows a transaction: fewer commits, hot index pages rewritten less often
 #: Cells that mean "no value" in the public files (blank, or a dash in AirKorea's and KMA's tables).
 MISSING = ["", "-", "NA", "null"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,36 @@ def check_columns(layout: Layout, header: list[str], name: str) -> Layout:
 # ── one block ────────────────────────────────────────────────────────────────────────────
 
 
+@dataclass
+class Block:
+    """A block of rows read and checked cell by cell, before any station or datastream is looked up."""
+
+    rows: int
+    cells: dict[str, pa.Array]  # every cell as trimmed text
+    times: pa.Array  # int64 epoch seconds, null when unreadable
+    values: dict[str, np.ndarray]  # per measured column, float64 (NaN where not a number)
+    present: dict[str, np.ndarray]  # per measured column, whether the cell was filled
+    problems: list[tuple[np.ndarray, str, Callable[[int], str]]]  # (rows, column, reason of row i)
+
+
+def read_block(layout: Layout, batch: pa.RecordBatch | pa.Table) -> Block:
+    """Parse one block's times and numbers over whole columns (no database: it can run ahead)."""
+    cells = {name: pc.utf8_trim_whitespace(_array(batch.column(name))) for name in batch.column_names}
+    times = layout.parse_time(cells[layout.time_column])
+    problems = [(~_valid(times), layout.time_column,
+                 lambda i: f"unreadable time {_cell(cells, layout.time_column, i)!r}")]
+    values, present = {}, {}
+    for m in layout.measures:
+        text = cells[m.column]
+        is_number = _filled(pc.match_substring_regex(text, NUMBER))
+        present[m.column] = _valid(text)
+        problems.append((present[m.column] & ~is_number, m.column,
+                         lambda i, c=m.column: f"not a number: {_cell(cells, c, i)!r}"))
+        values[m.column] = pc.if_else(is_number, text, pa.scalar(None, pa.string())).cast(pa.float64()) \
+            .to_numpy(zero_copy_only=False)
+    return Block(batch.num_rows, cells, times, values, present, problems)
+
+
 class BlockImporter:
     """Validates and stores blocks of one table, keeping the run's counts in ``outcome``."""
 
@@ -151,35 +187,23 @@ class BlockImporter:
         self.known_streams: dict[int, str] = {}  # id → unit, for tables naming datastreams directly
 
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
-        layout, n = self.layout, batch.num_rows
-        first_row = self.outcome.rows_read
-        cells = {name: pc.utf8_trim_whitespace(_array(batch.column(name))) for name in batch.column_names}
-        problems: list[tuple[np.ndarray, str, Callable[[int], str]]] = []
+        self.store(read_block(self.layout, batch))
 
-        times = layout.parse_time(cells[layout.time_column])
-        time_ok = _valid(times)
-        problems.append((~time_ok, layout.time_column,
-                         lambda i: f"unreadable time {_cell(cells, layout.time_column, i)!r}"))
-        values, present = {}, {}
-        for m in layout.measures:
-            text = cells[m.column]
-            is_number = _filled(pc.match_substring_regex(text, NUMBER))
-            present[m.column] = _valid(text)
-            bad = present[m.column] & ~is_number
-            problems.append((bad, m.column, lambda i, c=m.column: f"not a number: {_cell(cells, c, i)!r}"))
-            values[m.column] = pc.if_else(is_number, text, pa.scalar(None, pa.string())).cast(pa.float64()) \
-                .to_numpy(zero_copy_only=False)
+    def store(self, block: Block) -> None:
+        """Store one read block: its readings and its refused rows in one transaction."""
+        problems, n = list(block.problems), block.rows
+        first_row, started = self.outcome.rows_read, time.perf_counter()
         with self.engine.begin() as conn:
-            stations, station_ok, station_problem = self._stations(conn, cells, n)
+            stations, station_ok, station_problem = self._stations(conn, block.cells, n)
             problems.append((~station_ok, *station_problem))
             bad_row = np.zeros(n, dtype=bool)
             for mask, _, _ in problems:
                 bad_row |= mask
-            readings = self._readings(conn, stations, times, values, present, ~bad_row)
+            readings = self._readings(conn, stations, block.times, block.values, block.present, ~bad_row)
             self.limits.update(bulk.limits_of_streams(conn, set(np.unique(readings.stream).tolist()) - self.limits.keys()))
             stored = bulk.store(conn, readings, self.limits, self.now())
-            self.outcome.store_seconds += stored.db_seconds
-            self._reject(conn, cells, problems, bad_row, first_row)
+            self._reject(conn, block.cells, problems, bad_row, first_row)
+        self.outcome.store_seconds += time.perf_counter() - started
         self._count(n, bad_row, readings, stored)
 
     def _stations(self, conn: Connection, cells, n: int):
@@ -309,7 +333,53 @@ def import_csv(engine: Engine, path: Path, layout: Layout, outcome: Outcome, pro
     used = {layout.time_column, layout.station_column, layout.name_column, *(m.column for m in layout.measures)}
     outcome.encoding, outcome.ignored_columns = encoding, [c for c in header if c not in used]
     importer = BlockImporter(engine, layout, outcome)
-    for batch in blocks:
-        importer.add(batch)
+    # The next blocks are parsed in a thread while this one is stored: pyarrow and SQLite both work
+    # without the GIL, so reading and writing overlap on two cores.
+    for block in read_ahead(read_block(layout, batch) for batch in blocks):
+        importer.store(block)
     return outcome
 
+
+def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """``items``, produced in a background thread up to ``depth`` ahead of the consumer.
+
+    An exception in the producer is raised in the consumer at the same point; a consumer that stops
+    early (an error while storing) stops the producer too."""
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not _put(queue, stop, (item, None)):
+                    return
+            _put(queue, stop, (end, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            _put(queue, stop, (end, exc))
+
+    worker = threading.Thread(target=produce, name="import-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+
+def _put(queue: Queue, stop: threading.Event, entry) -> bool:
+    """Put ``entry`` unless the consumer has stopped (it would never take it): whether it was put."""
+    while not stop.is_set():
+        try:
+            queue.put(entry, timeout=0.1)
+            return True
+        except Full:
+            continue
+    return False
