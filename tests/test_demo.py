@@ -31,7 +31,9 @@ def test_headless_demo_prints_the_flood_advisory_and_its_lifting(tmp_path, monke
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     result = CliRunner().invoke(app, ["demo", "--headless", "--speed", "0", "--database-url", url])
     assert result.exit_code == 0, result.output
-    assert "2020-08-06 12:00 KST  river_flood · gauge:1018683  발령 issued" in result.output
+    # The river model, run on each reading, forecasts the crossing: the advisory comes at 10:30,
+    # 90 minutes before the gauge itself reaches the flood stage (12:00).
+    assert "2020-08-06 10:30 KST  river_flood · gauge:1018683  발령 issued" in result.output
     assert "해제 lifted" in result.output and "scenario over" in result.output
     assert "[ko-KR] [서울특별시]" in result.output and "flood advisory" in result.output
     engine = open_db(url)

@@ -11,14 +11,18 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
+from lxml import etree
 from sqlalchemy import select
 
 from haechi.bus.memory import InProcessBus
 from haechi.core.clock import KST
 from haechi.core.errors import InvalidInput
+from haechi.ingest.parse import Reading
+from haechi.ingest.pipeline import Pipeline
 from haechi.ingest.provision import provision_stations
 from haechi.predict import live, river
-from haechi.predict.publish import announce
+from haechi.predict.auto import RiverForecaster
+from haechi.predict.publish import announce, forecast_stream, store_forecasts
 from haechi.store import places as place_store
 from haechi.store import sensing
 from haechi.store import warnings as warning_store
@@ -185,6 +189,59 @@ def test_a_forecast_crossing_the_flood_stage_issues_an_expected_to_exceed_warnin
         alert = conn.execute(select(alerts).where(alerts.c.warning_id == warning["id"])).first()
         assert alert is not None and alert.certainty == "Likely" and "Likely" in alert.cap_xml
         assert conn.execute(select(observations.c.id).where(observations.c.result_time.is_not(None))).first()
+
+
+def test_forecasts_run_by_themselves_on_gauge_readings_and_warn_at_the_time_they_were_made(engine):
+    """Readings alone, through the real pipeline, bring the forecast warning: the river forecaster
+    runs on each gauge reading. The advisory is stamped 10:30 KST, when the reading it was forecast
+    from came in, with the forecast's valid time as its CAP onset (not the other way round)."""
+    rows = [r for r in scenario() if "2020-08-06 06:00" <= r["time_kst"] <= "2020-08-06 10:30"]
+    with engine.begin() as conn:
+        ids = provision(conn)
+        feed(conn, ids, rows[:-6])
+    columns = {"level": "hangang_level_m", "release": "paldang_release_m3s", "upstream": "cheongdam_flow_m3s"}
+
+    async def run() -> None:
+        bus = InProcessBus()
+        pipeline = Pipeline(engine, bus=bus)
+        await asyncio.to_thread(pipeline.warm)
+        warnings, forecaster = WarningService(engine, bus), RiverForecaster(engine, bus)
+        warnings.start()
+        forecaster.start()
+        for row in rows[-6:]:
+            at = datetime.fromisoformat(row["time_kst"]).replace(tzinfo=KST)
+            await pipeline.ingest([Reading(ids[k], at, float(row[c])) for k, c in columns.items() if row[c]], "test")
+        forecaster.stop()
+        warnings.stop()
+
+    asyncio.run(run())
+    with engine.connect() as conn:
+        [warning] = warning_store.list_warnings(conn)
+        assert warning["criterion"]["property"].startswith("forecast_water_level_")
+        assert warning["issued_at"] == datetime(2020, 8, 6, 10, 30, tzinfo=KST)
+        alert = conn.execute(select(alerts).where(alerts.c.warning_id == warning["id"])).first()
+    cap = etree.fromstring(alert.cap_xml.encode())
+    ns = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
+    onset = datetime.fromisoformat(cap.findtext("cap:info/cap:onset", namespaces=ns))
+    assert onset >= datetime(2020, 8, 6, 11, 30, tzinfo=KST)  # an hour or more after it was issued
+    assert alert.certainty == "Likely" and "20200806T013000Z" in alert.identifier
+    forecast_for = {p.findtext("cap:valueName", namespaces=ns): p.findtext("cap:value", namespaces=ns)
+                    for p in cap.findall("cap:info/cap:parameter", namespaces=ns)}
+    assert datetime.fromisoformat(forecast_for["HAECHI-FORECAST-FOR"]) == onset
+
+
+def test_a_later_forecast_for_the_same_hour_replaces_the_earlier_and_an_older_one_does_not(engine):
+    with engine.begin() as conn:
+        ids = provision(conn)
+        target = forecast_stream(conn, ids["level"], "forecast_water_level_1h")
+        valid = datetime(2020, 8, 6, 12, tzinfo=KST)
+        first = store_forecasts(conn, target, [(valid, 8.4)], valid - timedelta(hours=1), "river-arx")
+        revised = store_forecasts(conn, target, [(valid, 8.7)], valid - timedelta(minutes=50), "river-arx")
+        stale = store_forecasts(conn, target, [(valid, 8.0)], valid - timedelta(hours=2), "river-arx")
+        [kept] = sensing.observations_of(conn, target)
+    assert [o["result"] for o in first + revised] == [8.4, 8.7] and stale == []
+    assert kept["result"] == 8.7 and kept["result_time"] == valid - timedelta(minutes=50)
+    assert revised[0]["result_time"] == (valid - timedelta(minutes=50)).astimezone(UTC).isoformat()
 
 
 def test_shipped_coefficients_file_names_its_provenance_and_refit_command():

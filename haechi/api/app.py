@@ -25,6 +25,7 @@ from haechi.ingest.mqtt import MqttIngest
 from haechi.ingest.pipeline import Pipeline
 from haechi.ingest.queue import LocalSink, open_sink
 from haechi.ingest.watch import newly_silent
+from haechi.predict.auto import RiverForecaster
 from haechi.response.watch import watch_drone_positions
 from haechi.simulation.runs import fail_interrupted
 from haechi.warnings.service import WarningService
@@ -141,8 +142,8 @@ def create_app(
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start-up: restore the live state and close the books on simulations a stop cut short;
     connect the NATS bus and ingest queue and subscribe to MQTT when configured; run the warnings
-    service, the alert refresher, the webhook dispatcher, the silence watcher and the care service
-    (its device consumer and scheduled purge) until shutdown."""
+    service, the river forecaster, the alert refresher, the webhook dispatcher, the silence watcher
+    and the care service (its device consumer and scheduled purge) until shutdown."""
     pipeline: Pipeline = app.state.pipeline
     await anyio.to_thread.run_sync(pipeline.warm)
     await anyio.to_thread.run_sync(fail_interrupted, app.state.engine)  # what-ifs a restart cut short
@@ -160,6 +161,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.warnings = WarningService(app.state.engine, app.state.bus, sender=settings.cap_sender)
     app.state.warnings.start()
     refresher = asyncio.create_task(app.state.warnings.keep_fresh(), name="alert-refresh")
+    forecaster = RiverForecaster(app.state.engine, app.state.bus) if settings.river_forecasts else None
+    if forecaster:  # forecasts on each gauge reading, judged by the warnings service (issue 5)
+        forecaster.start()
     app.state.dispatcher = AlertDispatcher(
         app.state.engine, app.state.bus, public_url=settings.public_url or f"http://{settings.host}:{settings.port}"
     )
@@ -183,6 +187,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await care_mqtt.stop()
         await care.stop()
         app.state.warnings.stop()
+        if forecaster:
+            forecaster.stop()
         refresher.cancel()
         await app.state.dispatcher.stop()
         if mqtt:

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
         None, description="Base URL people and webhooks reach this server at (behind a proxy); host:port if unset."
     )
     cap_sender: str = Field("haechi@seoul.go.kr", description="CAP <sender> of the alerts this server issues.")
+    river_forecasts: bool = Field(
+        True, description="Run the river model on each new gauge reading, so forecast warnings come on their own.")
     mqtt_url: str | None = Field(None, description="mqtt://host:port of the broker to subscribe to.")
     bus_url: str | None = Field(None, description="nats://host:port for the scale-out bus; in-process when unset.")
     max_ingest_bytes: int = Field(

@@ -11,9 +11,11 @@ from rich.markup import escape
 from sqlalchemy import Engine
 
 from haechi.bus.memory import InProcessBus
+from haechi.core.clock import KST
 from haechi.core.events import Bus, Event
 from haechi.ingest.pipeline import Pipeline
 from haechi.ingest.queue import LocalSink, Sink
+from haechi.predict.auto import RiverForecaster
 from haechi.warnings.criteria import CRISIS_KO
 from haechi.warnings.service import WarningService
 
@@ -27,7 +29,7 @@ def show_timeline(bus: Bus, console: Console) -> None:
 
     async def on_change(event: Event) -> None:
         d = event.data
-        at = datetime.fromisoformat(d["at"]).strftime("%Y-%m-%d %H:%M")
+        at = datetime.fromisoformat(d["at"]).astimezone(KST).strftime("%Y-%m-%d %H:%M")
         level = f"{CRISIS_KO.get(d['crisis_level'], '')} {d['crisis_level'] or ''}".strip() or "—"
         console.print(f"[bold]{at} KST[/bold]  {d['hazard']} · {d['area']}  "
                       f"[yellow]{KIND_KO[d['kind']]}[/yellow]  ({level}, {d['value']:.4g})")
@@ -62,10 +64,13 @@ async def headless(engine: Engine, chosen: Scenario, speed: float, console: Cons
     await asyncio.to_thread(pipeline.warm)
     warnings = WarningService(engine, bus)
     warnings.start()
+    forecaster = RiverForecaster(engine, bus)  # as the server does: forecast warnings come on their own
+    forecaster.start()
     show_timeline(bus, console)
     try:
         return await play(LocalSink(pipeline), chosen, engine, speed, console)
     finally:
+        forecaster.stop()
         warnings.stop()
 
 

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from haechi.core.clock import as_utc
 from haechi.core.errors import InvalidInput
@@ -76,22 +76,26 @@ def forecast_stream(conn: Connection, source_stream_id: int, code: str) -> int:
 
 def store_forecasts(conn: Connection, stream_id: int, values: Sequence[tuple[datetime, float]],
                     issued_at: datetime, model: str) -> list[dict[str, Any]]:
-    """Write forecasts (valid time, value); returns the new ones in ``observation.stored`` shape.
+    """Write forecasts (valid time, value); returns the new and revised ones in ``observation.stored``
+    shape, with their issue time as ``result_time``.
 
-    A forecast already stored for the same valid time is kept (observations are written once each):
-    the first forecast for a time is the one on record.
+    A later forecast of a different value for a valid time already forecast replaces the earlier one
+    (the newest issue is the one on record); the same value again, or an older issue, changes nothing.
     """
     rows = [{"datastream_id": stream_id, "phenomenon_time": t, "result": float(v), "result_time": issued_at,
              "parameters": {"model": model, "issued": issued_at.isoformat()}} for t, v in values]
-    new = sensing.add_observations(conn, rows)
-    if not new:
-        return []
+    sensing.add_observations(conn, rows)
     o = observations.c
+    for row in rows:
+        conn.execute(update(observations).where(
+            o.datastream_id == stream_id, o.phenomenon_time == row["phenomenon_time"],
+            o.result_time < issued_at, o.result != row["result"]).values(result=row["result"], result_time=issued_at,
+                                              parameters=row["parameters"]))
     times = [t for t, _ in values]
     stored = conn.execute(select(o.phenomenon_time, o.result, o.result_quality).where(
         o.datastream_id == stream_id, o.phenomenon_time.in_(times), o.result_time == issued_at)).all()
     return [{"datastream_id": stream_id, "phenomenon_time": as_utc(t).isoformat(), "result": r,
-             "quality": q} for t, r, q in sorted(stored)]
+             "quality": q, "result_time": as_utc(issued_at).isoformat()} for t, r, q in sorted(stored)]
 
 
 async def announce(bus: Bus | None, stored: list[dict[str, Any]], source: str = "predict") -> None:

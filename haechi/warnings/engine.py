@@ -74,8 +74,9 @@ class Change:
     criterion: Criterion | None  # the level now in force (None once cancelled)
     previous: Criterion | None
     value: float | None  # the aggregate that decided it, in the criterion's unit
-    at: datetime
+    at: datetime  # when it became known: the reading's time, or a forecast's issue time
     datastream_id: int
+    onset: datetime | None = None  # for a forecast: when the level is expected (its valid time)
 
 
 class _Tracker:
@@ -157,14 +158,19 @@ class Engine:
         for c in self.criteria:
             self.by_property.setdefault(c.property, []).append(c)
 
-    def observe(self, stream_id: int, time: datetime, value: float, quality: str = "good") -> list[Change]:
-        """Changes caused by one reading. Only QC-good readings count."""
+    def observe(self, stream_id: int, time: datetime, value: float, quality: str = "good",
+                issued: datetime | None = None) -> list[Change]:
+        """Changes caused by one reading. Only QC-good readings count.
+
+        A forecast is judged on the time it is for (``time``), but what it changes is known when it
+        was ``issued``: its changes carry that time, and ``time`` as their onset.
+        """
         if quality != "good":
             return []
         stream = self._stream(stream_id)
         if stream is None:
             return []
-        changes = self._advance(stream, time, value)
+        changes = self._advance(stream, time, value, issued)
         if stream.info.property in DERIVED_FROM and stream.info.thing_id is not None:
             changes += self._apparent(stream.info, time, value)
         return changes
@@ -174,10 +180,11 @@ class Engine:
         stream = self._stream(stream_id)
         return stream is not None and (bool(stream.hazards) or stream.info.property in DERIVED_FROM)
 
-    def observe_many(self, readings: Iterable[tuple[int, datetime, float, str]]) -> list[Change]:
+    def observe_many(self, readings: Iterable[tuple[int, datetime, float, str, datetime | None]]) -> list[Change]:
+        """Changes caused by (stream, time, value, quality, issued) readings, in order."""
         changes: list[Change] = []
-        for stream_id, time, value, quality in readings:
-            changes += self.observe(stream_id, time, value, quality)
+        for stream_id, time, value, quality, issued in readings:
+            changes += self.observe(stream_id, time, value, quality, issued)
         return changes
 
     def restore(self, stream_id: int, hazard: str, level: str) -> bool:
@@ -217,7 +224,7 @@ class Engine:
                 hazards.setdefault(c.hazard, _StreamHazard([])).trackers.append(_Tracker(c, windows[key]))
         return _Stream(info, hazards)
 
-    def _advance(self, stream: _Stream, time: datetime, value: float) -> list[Change]:
+    def _advance(self, stream: _Stream, time: datetime, value: float, issued: datetime | None = None) -> list[Change]:
         if stream.last_time is not None:
             if time <= stream.last_time:
                 return []  # late readings are stored, but windows move forward only
@@ -233,12 +240,13 @@ class Engine:
             level = _next_level(hazard, time)
             if level is not hazard.active:
                 hazard.active = level
-                change = self._area_change(name, stream, level, time)
+                change = self._area_change(name, stream, level, time, issued)
                 if change:
                     changes.append(change)
         return changes
 
-    def _area_change(self, hazard: str, stream: _Stream, level: Criterion | None, time: datetime) -> Change | None:
+    def _area_change(self, hazard: str, stream: _Stream, level: Criterion | None, time: datetime,
+                     issued: datetime | None) -> Change | None:
         some = level or next(t.criterion for t in stream.hazards[hazard].trackers)
         key = (hazard, stream.info.area(some))
         levels = self.areas[key]
@@ -252,7 +260,8 @@ class Engine:
             return None
         kind = "issue" if before is None else "cancel" if after is None else "update"
         decided = next((t.value for t in stream.hazards[hazard].trackers if t.criterion is (after or before)), None)
-        return Change(kind, hazard, key[1], after, before, decided, time, stream.info.id)
+        return Change(kind, hazard, key[1], after, before, decided, issued or time, stream.info.id,
+                      onset=time if issued else None)
 
     # ── derived: apparent temperature from temperature and humidity ──
 

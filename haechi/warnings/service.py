@@ -114,7 +114,8 @@ class WarningService:
 
     async def on_stored(self, event: Event) -> None:
         watched = self.engine.watches
-        readings = [(o["datastream_id"], datetime.fromisoformat(o["phenomenon_time"]), o["result"], o["quality"])
+        readings = [(o["datastream_id"], datetime.fromisoformat(o["phenomenon_time"]), o["result"], o["quality"],
+                     datetime.fromisoformat(o["result_time"]) if o.get("result_time") else None)
                     for o in event.data["observations"] if o["quality"] == "good" and watched(o["datastream_id"])]
         changes = self.engine.observe_many(readings)
         for change in changes:
