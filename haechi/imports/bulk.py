@@ -235,31 +235,28 @@ def _write_sqlite(cursor, obs: Columns, flags: np.ndarray, reasons: dict[int, li
     received = now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     good = flags == GOOD
     _insert_sqlite(cursor, f"(?, {_SQLITE_TIME}, ?, 'good', NULL, '{received}')",
-                   [obs.stream[good].tolist(), obs.time[good].tolist(), obs.value[good].tolist()])
+                   [obs.stream[good], obs.time[good], obs.value[good]])
     flagged = np.flatnonzero(~good)
     _insert_sqlite(cursor, f"(?, {_SQLITE_TIME}, ?, ?, ?, '{received}')",
-                   [obs.stream[flagged].tolist(), obs.time[flagged].tolist(), obs.value[flagged].tolist(),
-                    FLAG_NAMES[flags[flagged]].tolist(),
-                    [orjson.dumps(reasons.get(i, [])).decode() for i in flagged.tolist()]])
+                   [obs.stream[flagged], obs.time[flagged], obs.value[flagged], FLAG_NAMES[flags[flagged]],
+                    np.array([orjson.dumps(reasons.get(i, [])).decode() for i in flagged.tolist()], dtype=object)])
 
 
-def _insert_sqlite(cursor, row: str, columns: list[list]) -> None:
-    n = len(columns[0])
-    if not n:
-        return
-    params = list(itertools.chain.from_iterable(zip(*columns, strict=True)))
-    width = len(columns) * _SQLITE_ROWS_PER_STATEMENT
+def _insert_sqlite(cursor, row: str, columns: list[np.ndarray]) -> None:
+    n, step = len(columns[0]), _SQLITE_ROWS_PER_STATEMENT
 
     def statement(rows: int) -> str:
         return ("INSERT INTO observations (datastream_id, phenomenon_time, result, result_quality, qc_reasons, "
                 f"received_at) VALUES {', '.join([row] * rows)} "
                 "ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING")
-    whole = n // _SQLITE_ROWS_PER_STATEMENT
+
+    def parameters(start: int, stop: int) -> list:  # row by row, one statement's worth at a time
+        return list(itertools.chain.from_iterable(zip(*(c[start:stop].tolist() for c in columns))))
+    whole = n // step
     if whole:
-        cursor.executemany(statement(_SQLITE_ROWS_PER_STATEMENT),
-                           (params[i * width:(i + 1) * width] for i in range(whole)))
-    if rest := n - whole * _SQLITE_ROWS_PER_STATEMENT:
-        cursor.execute(statement(rest), params[whole * width:])
+        cursor.executemany(statement(step), (parameters(i * step, (i + 1) * step) for i in range(whole)))
+    if n > whole * step:
+        cursor.execute(statement(n - whole * step), parameters(whole * step, n))
 
 
 def _write_postgres(cursor, obs: Columns, quality: list, reasons: list, now: datetime) -> None:
