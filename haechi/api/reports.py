@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field
 
@@ -84,15 +85,19 @@ async def add_report(request: Request, who: Authenticated, engine: Db, response:
     dead-letter store, so what a citizen typed is never lost.
     """
     raw = await request.body()
+    stored = await anyio.to_thread.run_sync(_add_report, engine, raw, who.token_id)
+    response.headers["Location"] = f"{API_PREFIX}/reports/{stored['id']}"
+    return stored
+
+
+def _add_report(engine, raw: bytes, token_id: int | None) -> dict[str, Any]:
     with kept_if_refused(engine, "http:/api/v1/reports", raw):
         body = ReportIn.model_validate_json(raw)
         with engine.begin() as conn:
             ensure_area_exists(conn, body.area_code, "body.area_code")
-    row = {**body.model_dump(), "reported_at": utcnow(), "status": "new", "reporter_token_id": who.token_id}
+    row = {**body.model_dump(), "reported_at": utcnow(), "status": "new", "reporter_token_id": token_id}
     with engine.begin() as conn:
-        stored = records.add_report(conn, row)
-    response.headers["Location"] = f"{API_PREFIX}/reports/{stored['id']}"
-    return stored
+        return records.add_report(conn, row)
 
 
 @router.post("/reports/{report_id}/photos", status_code=201, summary="Attach a photo · 신고 사진 첨부",
@@ -103,21 +108,26 @@ async def add_photo(
 ) -> dict[str, Any]:
     """The body is the image itself (JPEG, PNG or WebP), sent by the reporter or by staff."""
     data = await request.body()
+    photo = await anyio.to_thread.run_sync(_add_photo, engine, who, report_id, data,
+                                           request.headers.get("content-type"))
+    response.headers["Location"] = f"{API_PREFIX}/reports/{report_id}/photos/{photo['id']}"
+    return photo
+
+
+def _add_photo(engine, who: Principal, report_id: int, data: bytes, content_type: str | None) -> dict[str, Any]:
     with engine.connect() as conn:
         report = records.get_report(conn, report_id)
     if report["reporter_token_id"] != who.token_id and who.role not in STAFF_ROLES:
         raise Forbidden("only the reporter or staff may add photos to a report", field="path.report_id")
     try:
-        kind = image_type(data, request.headers.get("content-type"))
+        kind = image_type(data, content_type)
     except InvalidInput as exc:  # kept with what can be said about it (not the bytes)
         with engine.begin() as conn:
             deadletters.keep(conn, f"http:/api/v1/reports/{report_id}/photos", f"{exc.field}: {exc.detail}",
-                             f"{len(data)} bytes, Content-Type {request.headers.get('content-type')!r}")
+                             f"{len(data)} bytes, Content-Type {content_type!r}")
         raise
     with engine.begin() as conn:
-        photo = records.add_photo(conn, report_id, kind, data, utcnow())
-    response.headers["Location"] = f"{API_PREFIX}/reports/{report_id}/photos/{photo['id']}"
-    return photo
+        return records.add_photo(conn, report_id, kind, data, utcnow())
 
 
 @router.get("/reports/{report_id}/photos", summary="A report's photos · 신고 사진 목록")
