@@ -17,6 +17,7 @@ import orjson
 from conftest import service_unavailable
 from paho.mqtt import publish
 from shapely.geometry import box, mapping
+from test_channels_support import LOCAL_WEBHOOKS
 
 from haechi.bus.memory import InProcessBus
 from haechi.care import store
@@ -113,12 +114,14 @@ def _get_alert(engine, alert_id: int) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def running(engine):
-    """The care service and its MQTT consumer on a topic prefix of this test's own."""
+async def running(engine, webhook_policy=LOCAL_WEBHOOKS, session_expiry: int = 0):
+    """The care service and its MQTT consumer on a topic prefix of this test's own; webhooks may
+    go to receivers on 127.0.0.1 unless ``webhook_policy`` says otherwise. The broker forgets the
+    consumer's session when it disconnects, unless ``session_expiry`` (seconds) keeps it."""
     need_broker()
     prefix = f"test-care/{uuid.uuid4().hex[:12]}"
     bus = InProcessBus()
-    service = CareService(engine, bus)
+    service = CareService(engine, bus, webhook_policy=webhook_policy)
     await service.start()
     seen: list = []
 
@@ -126,7 +129,8 @@ async def running(engine):
         seen.append(event)
 
     bus.subscribe("care.alert", collect)
-    consumer = CareMqtt(BROKER_URL, service, topic_prefix=prefix, client_id=f"test-{prefix[10:]}", session_expiry=0)
+    consumer = CareMqtt(BROKER_URL, service, topic_prefix=prefix, client_id=f"test-{prefix[10:]}",
+                        session_expiry=session_expiry)
     await consumer.start()
     try:
         await consumer.wait_subscribed(PATIENCE)

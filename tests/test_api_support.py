@@ -170,9 +170,10 @@ def seed(engine: Engine) -> tuple[dict[str, str], dict[str, int]]:
     return {r: token for r, (_, token) in made.items()}, {r: i for r, (i, _) in made.items()}
 
 
-def build_world(engine: Engine, *, raise_server_exceptions: bool = True) -> World:
+def build_world(engine: Engine, *, raise_server_exceptions: bool = True, **settings: Any) -> World:
+    """The app on ``engine`` with seeded tokens; ``settings`` override the test defaults."""
     tokens, ids = seed(engine)
-    app = create_app(engine, Settings(max_body_bytes=MAX_BODY_BYTES))
+    app = create_app(engine, Settings(**{"max_body_bytes": MAX_BODY_BYTES, **settings}))
     client = TestClient(app, raise_server_exceptions=raise_server_exceptions)
     return World(engine, client, tokens, ids)
 

@@ -60,6 +60,19 @@ def test_a_guardian_registers_a_ward_only_with_consent(world):
     assert ward["consent_in_force"]
 
 
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://127.0.0.1:8080/hook", "must use https"),
+    ("https://169.254.169.254/latest/meta-data/", "link-local"),
+    ("https://[::1]/hook", "loopback"),
+    ("https://localhost/hook", "localhost resolves to 127.0.0.1"),
+])
+def test_a_guardian_webhook_into_this_hosts_network_is_refused(world, url, reason):
+    me = world.client.put("/api/v1/care/me", json={"name": "김보호", "webhook_url": url},
+                          headers=world.auth("guardian"))
+    assert reason in assert_problem(me, 422, "body.webhook_url")["detail"]
+    assert_problem(world.client.get("/api/v1/care/me", headers=world.auth("guardian")), 403)  # no profile made
+
+
 def test_only_guardian_tokens_bound_to_a_profile_manage_wards(world):
     assert_problem(world.client.get("/api/v1/care/wards", headers=world.auth("citizen")), 403)
     assert_problem(world.client.get("/api/v1/care/wards", headers=world.auth("guardian")), 403)  # no profile yet

@@ -18,6 +18,7 @@ from shapely.geometry import LineString, box, mapping
 from sqlalchemy import func, select
 from test_api_support import AREAS
 
+from haechi.alerts.egress import WebhookPolicy
 from haechi.care import store
 from haechi.care.reports import WITHHELD
 from haechi.core.clock import KST, utcnow
@@ -86,6 +87,66 @@ def test_leaving_the_safe_zone_alerts_the_guardian_in_their_language_by_webhook(
         assert store.get_alert(conn, alert["id"])["delivery"] == "delivered"
         log = store.access_log(conn, f.ward["id"])
     assert log[0]["action"] == "alert position sent by webhook" and log[0]["actor"] == f.guardian["name"]
+
+
+def test_a_guardian_webhook_into_this_hosts_network_is_refused_and_the_refusal_logged(sqlite_engine):
+    engine = sqlite_engine
+
+    async def scenario():
+        with WebhookReceiver() as hook:  # on 127.0.0.1, which the default policy refuses
+            f = family(engine, webhook_url=hook.url.replace("127.0.0.1", "localhost"))
+            async with running(engine, webhook_policy=WebhookPolicy(allow_http=True)) as care:
+                await care.send(f.devices["tracker"], "sos", position(OUTSIDE))
+                alert = await care.alert("sos", f.ward["id"])
+                await eventually(lambda: _delivery(engine, alert["id"]) is not None, "the delivery outcome")
+            return f, alert, hook.received
+
+    f, alert, received = asyncio.run(scenario())
+    assert received == []
+    assert _delivery(engine, alert["id"]) == "failed"
+    with engine.begin() as conn:
+        [refusal] = [x for x in store.access_log(conn, f.ward["id"]) if x["action"].startswith("refused")]
+    assert (refusal["action"], refusal["actor"]) == ("refused: alert sent by webhook", f.guardian["name"])
+    assert "localhost resolves to 127.0.0.1, a loopback address" in refusal["detail"]["error"]
+
+
+def _delivery(engine, alert_id: int) -> str | None:
+    with engine.begin() as conn:
+        return store.get_alert(conn, alert_id)["delivery"]
+
+
+async def eventually(condition, what: str) -> None:
+    for _ in range(1200):
+        if await asyncio.to_thread(condition):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_a_report_the_store_fails_on_stays_with_the_broker_until_it_is_stored(sqlite_engine):
+    engine = sqlite_engine
+
+    async def scenario():
+        f = family(engine)
+        async with running(engine, session_expiry=60) as care:  # kept over the reconnect, then expires
+            report, failed = care.service.report, []
+
+            async def down_once(items, source, now=None, token_id=None):
+                if not failed:
+                    failed.append(source)
+                    raise OSError("the database is unreachable")
+                return await report(items, source, now, token_id)
+
+            care.service.report = down_once
+            await care.send(f.devices["tracker"], "sos", position(OUTSIDE))
+            alert = await care.alert("sos", f.ward["id"])
+            await care.handled(1)
+            return alert, care.consumer.stats
+
+    alert, stats = asyncio.run(scenario())
+    assert (alert["lon"], alert["lat"]) == OUTSIDE
+    # Not acked when the store failed; the broker sent it again after the consumer reconnected.
+    assert (stats.store_failures, stats.acked) == (1, 1) and stats.redelivered >= 1
 
 
 def test_stopping_somewhere_unusual_alerts_after_the_dwell_time(sqlite_engine):

@@ -12,10 +12,17 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import insert, select, update
-from test_channels_support import Receiver, free_port, insert_alert, subscription_row
+from test_channels_support import (
+    LOCAL_WEBHOOKS,
+    Receiver,
+    free_port,
+    insert_alert,
+    subscription_row,
+)
 
 from haechi.alerts import webhooks
 from haechi.alerts.channels import AlertDispatcher
+from haechi.alerts.egress import WebhookPolicy
 from haechi.bus.memory import InProcessBus
 from haechi.core.clock import utcnow
 from haechi.core.events import Event
@@ -48,8 +55,9 @@ def run(engine, scenario: Callable[[AlertDispatcher, InProcessBus], Awaitable[No
 
     async def main() -> None:
         bus = InProcessBus()
-        backoff = kw.pop("backoff", FAST)
-        dispatcher = AlertDispatcher(engine, bus, public_url=PUBLIC, backoff=backoff, **kw)
+        kw.setdefault("backoff", FAST)
+        kw.setdefault("policy", LOCAL_WEBHOOKS)
+        dispatcher = AlertDispatcher(engine, bus, public_url=PUBLIC, **kw)
         await dispatcher.start()
         try:
             await scenario(dispatcher, bus)
@@ -132,6 +140,24 @@ def test_an_unreachable_receiver_is_retried_then_logged_as_a_network_error(engin
     log = log_of(engine)[sub]
     assert (log["status"], log["attempts"], log["response_status"]) == ("failed", 3, None)
     assert log["error"].startswith("gave up after 3 attempts; last: ConnectError")
+
+
+@pytest.mark.parametrize(("policy", "host", "reason"), [
+    # The name resolves to this host now (DNS rebinding, or a subscription stored before the check).
+    (WebhookPolicy(allow_http=True), "localhost",
+     "refused by Haechi: localhost resolves to 127.0.0.1, a loopback address"),
+    (WebhookPolicy(), "127.0.0.1", "refused by Haechi: the URL must use https, not http"),
+])
+def test_a_delivery_where_webhooks_may_not_go_is_refused_and_logged_as_failed(engine, policy, host, reason):
+    with Receiver() as receiver:
+        sub = subscribe(engine, "inside", receiver.url.replace("127.0.0.1", host) + "/hook")
+        alert_id = insert_alert(engine, "rain-1")
+        run(engine, lambda d, b: publish_and_wait(d, b, alert_id), policy=policy)
+
+    assert receiver.requests == []
+    log = log_of(engine)[sub]
+    assert (log["status"], log["attempts"], log["response_status"]) == ("failed", 1, None)  # not retried
+    assert log["error"].startswith(reason)
 
 
 @pytest.mark.parametrize("status", [400, 404, 410])

@@ -6,7 +6,7 @@ import time
 
 import pytest
 from test_api_support import build_world
-from test_channels_support import Receiver, insert_alert
+from test_channels_support import LOCAL_WEBHOOK_SETTINGS, Receiver, insert_alert
 
 from haechi.core.clock import utcnow
 from haechi.core.events import Event
@@ -17,7 +17,7 @@ PATH = "/api/v1/subscriptions"
 
 @pytest.fixture
 def world(engine):
-    return build_world(engine)
+    return build_world(engine, **LOCAL_WEBHOOK_SETTINGS)
 
 
 def subscribe(world, url, **kw) -> dict:

@@ -18,10 +18,15 @@ from xml.sax.saxutils import escape
 
 from sqlalchemy import Engine, insert
 
+from haechi.alerts.egress import WebhookPolicy
 from haechi.core.clock import utcnow
 from haechi.store.schema import alerts
 
 SENDER = "haechi@safety.seoul.go.kr"
+
+#: The receivers here listen on 127.0.0.1 over plain http, which the default policy refuses.
+LOCAL_WEBHOOK_SETTINGS = {"webhook_allow_http": True, "webhook_allowed_networks": ["127.0.0.1/32"]}
+LOCAL_WEBHOOKS = WebhookPolicy.of(True, ["127.0.0.1/32"])
 BASE_TIME = datetime(2024, 7, 10, 5, 0, tzinfo=UTC)
 
 #: Headlines and descriptions per language, as the CAP composer would write them.

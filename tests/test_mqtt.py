@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
+import shutil
 import socket
 import subprocess
 import threading
@@ -15,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import paho.mqtt.client as paho
@@ -40,7 +43,6 @@ from haechi.store import deadletters, sensing
 
 BROKER_HOST, BROKER_PORT = "127.0.0.1", 1883
 BROKER_URL = f"mqtt://{BROKER_HOST}:{BROKER_PORT}"
-MOSQUITTO_CONF = "/etc/mosquitto/mosquitto.conf"
 T0 = datetime(2024, 7, 1, 0, 0, tzinfo=UTC)
 PATIENCE = 120.0  # seconds a condition may take on a slow CI machine before the test fails
 
@@ -107,9 +109,9 @@ def test_oversized_payloads_are_rejected_keeping_their_beginning():
 # ── the broker ───────────────────────────────────────────────────────────────────────────
 
 
-def broker_is_up() -> bool:
+def listening(port: int = BROKER_PORT) -> bool:
     try:
-        socket.create_connection((BROKER_HOST, BROKER_PORT), timeout=2).close()
+        socket.create_connection((BROKER_HOST, port), timeout=2).close()
         return True
     except OSError:
         return False
@@ -123,30 +125,57 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = PATIEN
         time.sleep(0.05)
 
 
-def broker_running() -> bool:
-    return subprocess.run(["pgrep", "-x", "mosquitto"], check=False, capture_output=True).returncode == 0
+class PrivateBroker:
+    """A Mosquitto of this test's own, on a free port with its sessions kept in a temporary folder,
+    so that restarting it disturbs nobody else's tests on the shared broker."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"mqtt://{BROKER_HOST}:{self.port}"
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} {BROKER_HOST}\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {folder}/\n"
+            f"user {getpass.getuser()}\nlog_dest file {folder / 'mosquitto.log'}\n")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(["mosquitto", "-c", str(self.config)])
+        wait_until(lambda: self.process.poll() is not None or listening(self.port), "the private Mosquitto to listen")
+        assert self.process.poll() is None, f"the private Mosquitto exited: see {self.config.parent}/mosquitto.log"
+
+    def stop(self) -> None:
+        """SIGTERM: Mosquitto saves its sessions and queued messages before it exits."""
+        self.process.terminate()
+        self.process.wait(PATIENCE)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
 
-def start_broker() -> None:
-    """Start Mosquitto if it is down (idempotent), and wait until it listens."""
-    if not broker_is_up():
-        subprocess.run(["mosquitto", "-d", "-c", MOSQUITTO_CONF], check=True)
-        wait_until(broker_is_up, "Mosquitto to listen again")
-
-
-def restart_broker() -> None:
-    """Stop Mosquitto (SIGTERM: it saves its sessions and queues) and start it again."""
-    subprocess.run(["pkill", "-x", "mosquitto"], check=False)
-    wait_until(lambda: not broker_running(), "Mosquitto to exit")
-    start_broker()
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((BROKER_HOST, 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture
-def broker() -> Iterator[str]:
-    if not broker_is_up():
+def private_broker(tmp_path) -> Iterator[PrivateBroker]:
+    if shutil.which("mosquitto") is None:
+        service_unavailable("Mosquitto", "no mosquitto program to start a private broker with")
+    broker = PrivateBroker(tmp_path)
+    broker.start()
+    yield broker
+    if broker.process.poll() is None:
+        broker.stop()
+
+
+@pytest.fixture
+def broker() -> str:
+    if not listening():
         service_unavailable("Mosquitto", f"nothing listens on {BROKER_HOST}:{BROKER_PORT}")
-    yield BROKER_URL
-    start_broker()  # whatever a test did to it
+    return BROKER_URL
 
 
 @pytest.fixture
@@ -179,13 +208,13 @@ def forget_session(client_id: str) -> None:
 class Publisher:
     """A device-like QoS 1 publisher with a persistent session; paho resends what is un-acked on reconnect."""
 
-    def __init__(self, client_id: str) -> None:
+    def __init__(self, client_id: str, port: int = BROKER_PORT) -> None:
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
         self.client.reconnect_delay_set(1, 2)
         self.client.on_publish = self._on_puback
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 300
-        self.client.connect(BROKER_HOST, BROKER_PORT, clean_start=False, properties=properties)
+        self.client.connect(BROKER_HOST, port, clean_start=False, properties=properties)
         self.client.loop_start()
         self.sent = self.acked = 0
 
@@ -406,7 +435,7 @@ def test_a_message_the_store_refuses_is_dead_lettered_and_does_not_block_the_str
 # ── a broker restart in the middle of a stream ───────────────────────────────────────────
 
 
-def test_a_broker_restart_mid_stream_loses_no_observation(sqlite_engine, names):
+def test_a_broker_restart_mid_stream_loses_no_observation(sqlite_engine, names, private_broker):
     streams = make_streams(sqlite_engine, 4)
     total, restart_after = 2000, 600
     published = threading.Event()
@@ -419,23 +448,20 @@ def test_a_broker_restart_mid_stream_loses_no_observation(sqlite_engine, names):
         published.set()
 
     async def scenario():
-        async with subscribed(MqttIngest(BROKER_URL, Pipeline(sqlite_engine), topic_prefix=names.prefix,
+        async with subscribed(MqttIngest(private_broker.url, Pipeline(sqlite_engine), topic_prefix=names.prefix,
                                          client_id=names("ingest"), backoff=(0.1, 1.0))) as ingest:
-            publisher = Publisher(names("device"))
+            publisher = Publisher(names("device"), private_broker.port)
             sender = threading.Thread(target=publish_paced, args=(publisher,), daemon=True)
             sender.start()
             await eventually(lambda: publisher.sent >= restart_after, f"{restart_after} messages sent")
-            await asyncio.to_thread(restart_broker)
+            await asyncio.to_thread(private_broker.restart)
             restarted_at = publisher.sent
             await asyncio.to_thread(sender.join, PATIENCE)
             await asyncio.to_thread(publisher.close)
             await eventually(lambda: stored(sqlite_engine) == total, f"all {total} observations in the store")
         return restarted_at, ingest.stats
 
-    try:
-        restarted_at, stats = asyncio.run(scenario())
-    finally:
-        start_broker()
+    restarted_at, stats = asyncio.run(scenario())
     assert restarted_at < total and published.is_set()  # the restart fell in the middle of the stream
     assert stats.connects >= 2  # the subscriber came back by itself
     for n, stream in enumerate(streams):

@@ -58,7 +58,7 @@ def test_a_given_secret_is_kept(world):
 
 
 def test_defaults_mean_everywhere_every_language_every_audience(world):
-    made = create(world, {"name": "all", "url": "http://127.0.0.1:9000/"}).json()
+    made = create(world, {"name": "all", "url": "https://gateway.example:9000/"}).json()
     assert (made["area_codes"], made["languages"], made["audiences"]) == ([], [], [])
 
 
@@ -140,6 +140,36 @@ def test_admins_manage_subscriptions_too(world):
 def test_invalid_subscriptions_name_the_field(world, change, field):
     assert_problem(create(world, {**HOOK, **change}), 422, field)
     assert world.client.get(PATH, headers=world.auth("admin")).json() == []
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://127.0.0.1:5432/", "must use https"),
+    ("https://127.0.0.1:5432/", "loopback"),
+    ("http://169.254.169.254/latest/meta-data/", "must use https"),
+    ("https://169.254.169.254/latest/meta-data/", "link-local"),
+    ("http://[::1]/", "must use https"),
+    ("https://[::1]/", "loopback"),
+    ("https://10.0.0.5/hook", "private"),
+    ("https://localhost/hook", "localhost resolves to 127.0.0.1"),
+])
+def test_webhooks_into_this_host_or_its_network_are_refused_by_default(world, url, reason):
+    problem = assert_problem(create(world, {**HOOK, "url": url}), 422, "body.url")
+    assert reason in problem["detail"]
+    assert world.client.get(PATH, headers=world.auth("admin")).json() == []
+
+
+def test_a_subscription_cannot_be_moved_into_this_hosts_network(world):
+    made = create(world).json()
+    url = f"{PATH}/{made['id']}"
+    response = world.client.patch(url, json={"url": "https://192.168.0.1/"}, headers=world.auth("operator"))
+    assert "private" in assert_problem(response, 422, "body.url")["detail"]
+    assert world.client.get(url, headers=world.auth("admin")).json()["url"] == HOOK["url"]
+
+
+def test_local_receivers_are_allowed_only_by_explicit_settings(engine):
+    local = build_world(engine, webhook_allow_http=True, webhook_allowed_networks=["127.0.0.1/32"])
+    assert create(local, {**HOOK, "url": "http://127.0.0.1:9000/hook"}).status_code == 201
+    assert_problem(create(local, {**HOOK, "url": "http://[::1]:9000/hook"}), 422, "body.url")
 
 
 def test_missing_url_is_named(world):

@@ -6,6 +6,9 @@ background tasks: a slow or failing receiver never holds up the alert, the bus o
 receivers. Every attempt is written to the delivery log before the next one is planned, so
 pending deliveries survive a restart: :meth:`AlertDispatcher.start` resumes the due ones, and a
 sweep picks up any that become due later (e.g. left behind by another process).
+
+Deliveries go only where the :class:`~.egress.WebhookPolicy` allows (public addresses, https); a
+refused one is logged as failed with the reason, and not tried again.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from haechi.core.clock import utcnow
 from haechi.core.events import Bus, Event
 from haechi.store import alerting
 
+from .egress import GuardedTransport, RefusedTarget, WebhookPolicy
 from .webhooks import (
     Backoff,
     Outcome,
@@ -59,11 +63,19 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """What came back from a receiver: a status, or an error when nothing did."""
+    """What came back from a receiver: a status, or an error when nothing did.
+
+    ``refused``: Haechi itself would not send there (see ``egress.py``); final, like a 4xx.
+    """
 
     status: int | None
     error: str | None = None
     retry_after_s: float | None = None
+    refused: bool = False
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome.REJECTED if self.refused else classify(self.status)
 
 
 class AlertDispatcher:
@@ -72,7 +84,9 @@ class AlertDispatcher:
     ``public_url`` is where receivers can fetch the alert back (links in the JSON body).
     ``backoff`` sets the retry schedule and the number of attempts; ``timeout_s`` bounds each
     attempt; ``concurrency`` bounds attempts in flight; ``sweep_interval_s`` is how often due
-    deliveries not already in hand are looked for. ``transport`` lets tests swap the HTTP layer.
+    deliveries not already in hand are looked for. ``policy`` says where webhooks may go (by
+    default public https addresses only). ``transport`` lets tests swap the HTTP layer; it
+    replaces the address check made at connection time, not the URL check.
     """
 
     def __init__(
@@ -85,6 +99,7 @@ class AlertDispatcher:
         timeout_s: float = 10.0,
         concurrency: int = 16,
         sweep_interval_s: float = 30.0,
+        policy: WebhookPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.engine = engine
@@ -95,6 +110,7 @@ class AlertDispatcher:
         self.sweep_interval_s = sweep_interval_s
         self._lease = timedelta(seconds=timeout_s) + LEASE_MARGIN
         self._slots = asyncio.Semaphore(concurrency)
+        self.policy = policy or WebhookPolicy()
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -106,7 +122,8 @@ class AlertDispatcher:
     async def start(self) -> None:
         """Listen for ``alert.sent``, resume due pending deliveries, and sweep periodically."""
         self._client = httpx.AsyncClient(
-            timeout=self.timeout_s, follow_redirects=False, transport=self._transport
+            timeout=self.timeout_s, follow_redirects=False,
+            transport=self._transport or GuardedTransport(self.policy),
         )
         self._unsubscribe = self.bus.subscribe(ALERT_SENT, self.on_alert_sent)
         await self.resume()
@@ -210,7 +227,7 @@ class AlertDispatcher:
             await self._record(delivery_id, "failed", None, "the subscription was deactivated")
             return None
         response = await self._post(job, delivery_id)
-        outcome = classify(response.status)
+        outcome = response.outcome
         step = after_attempt(outcome, attempts, self.backoff, response.retry_after_s)
         error = response.error
         if step.status == "failed" and outcome is Outcome.RETRY:
@@ -242,8 +259,11 @@ class AlertDispatcher:
         )
         assert self._client is not None, "the dispatcher is not started"
         try:
+            self.policy.check_url(job.subscription["url"])
             async with asyncio.timeout(self.timeout_s):
                 return await self._send(job.subscription["url"], body, headers)
+        except RefusedTarget as exc:
+            return Response(None, f"refused by Haechi: {exc}", refused=True)
         except (httpx.HTTPError, TimeoutError, OSError) as exc:
             return Response(None, f"{type(exc).__name__}: {exc}".rstrip(": "))
 

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from haechi import __version__
 from haechi.alerts.channels import AlertDispatcher
+from haechi.alerts.egress import WebhookPolicy
 from haechi.bus.memory import InProcessBus
 from haechi.bus.nats import NatsBus
 from haechi.care.mqtt import CareMqtt
@@ -117,7 +118,9 @@ def create_app(
     # Where adapters hand readings: the pipeline itself, or the NATS ingest queue (lifespan).
     app.state.sink = LocalSink(app.state.pipeline)
     app.state.metrics = HttpMetrics(engine)
-    app.state.care = CareService(engine, bus, retention_h=settings.care_retention_h)  # issue 6
+    app.state.webhook_policy = WebhookPolicy.of(settings.webhook_allow_http, settings.webhook_allowed_networks)
+    app.state.care = CareService(engine, bus, retention_h=settings.care_retention_h,  # issue 6
+                                 webhook_policy=app.state.webhook_policy)
     install_problem_handlers(app)
     for router in API_ROUTERS:
         app.include_router(router)
@@ -165,7 +168,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if forecaster:  # forecasts on each gauge reading, judged by the warnings service (issue 5)
         forecaster.start()
     app.state.dispatcher = AlertDispatcher(
-        app.state.engine, app.state.bus, public_url=settings.public_url or f"http://{settings.host}:{settings.port}"
+        app.state.engine, app.state.bus, public_url=settings.public_url or f"http://{settings.host}:{settings.port}",
+        policy=app.state.webhook_policy,
     )
     await app.state.dispatcher.start()
     # Care (issue 6): zones/hazards/trips loaded, device MQTT consumer, scheduled purge and clock.

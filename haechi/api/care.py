@@ -36,6 +36,7 @@ from haechi.store.access import Principal
 from .auth import Authenticated, readable_area, require
 from .common import API_PREFIX, AreaCode, Db, Moment, RequestBody, bbox_query, ensure_area_exists
 from .problems import PROBLEM_RESPONSES
+from .subscriptions import ensure_deliverable
 
 router = APIRouter(prefix=f"{API_PREFIX}/care", tags=["care"], responses=PROBLEM_RESPONSES)
 
@@ -59,13 +60,16 @@ class ProfileIn(RequestBody):
     language: Language = "ko"
     needs: list[Need] = Field(default_factory=list, description="large_text, easy_read, sign_language")
     hazards: list[str] = Field(default_factory=list, description="Disaster types wanted; empty = all")
-    webhook_url: AnyHttpUrl | None = Field(None, description="Where this guardian's alerts are POSTed")
+    webhook_url: AnyHttpUrl | None = Field(
+        None, description="Where this guardian's alerts are POSTed (https, to a public address)")
 
 
 @router.put("/me", summary="My guardian profile · 보호자 정보")
-def put_profile(body: ProfileIn, who: Guardian, engine: Db) -> dict[str, Any]:
+def put_profile(request: Request, body: ProfileIn, who: Guardian, engine: Db) -> dict[str, Any]:
     """Binds the caller's GUARDIAN token to a guardian profile (created on first call)."""
     values = body.model_dump() | {"webhook_url": str(body.webhook_url) if body.webhook_url else None}
+    if values["webhook_url"]:
+        ensure_deliverable(request, values["webhook_url"], "body.webhook_url")
     with engine.begin() as conn:
         mine = store.guardian_of_token(conn, who.token_id)
         if mine is None:

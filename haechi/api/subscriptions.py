@@ -1,8 +1,9 @@
 """Webhook subscriptions (admins and operators) and their delivery logs.
 
-A subscription names where alerts go (an http/https URL), for which areas (행정표준코드 prefixes;
-none = everywhere), in which languages and with guidance for which audiences (none = all), and
-whether drills are wanted. Its secret signs every delivery; it is shown once, when created or
+A subscription names where alerts go (an https URL of a public address; ``haechi/alerts/egress.py``
+names the exceptions a deployment may allow), for which areas (행정표준코드 prefixes; none =
+everywhere), in which languages and with guidance for which audiences (none = all), and whether
+drills are wanted. Its secret signs every delivery; it is shown once, when created or
 rotated, and never listed.
 """
 
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BeforeValidator, Field, field_validator
 from sqlalchemy import Connection
 
+from haechi.alerts.egress import RefusedTarget, check_webhook_url
 from haechi.alerts.webhooks import BodyFormat
 from haechi.core.clock import utcnow
 from haechi.core.errors import InvalidInput
@@ -56,7 +58,7 @@ Audience = Annotated[
     ),
 ]
 Url = Annotated[
-    str, Field(max_length=500, description="Where deliveries are POSTed (http or https)")
+    str, Field(max_length=500, description="Where deliveries are POSTed (https, to a public address)")
 ]
 Secret = Annotated[
     str,
@@ -185,9 +187,10 @@ class Delivery(Record):
     summary="Subscribe a webhook · 웹훅 구독 등록",
 )
 def create_subscription(
-    body: SubscriptionIn, _who: Operator, engine: Db, response: Response
+    body: SubscriptionIn, _who: Operator, engine: Db, request: Request, response: Response
 ) -> dict[str, Any]:
     """The response carries the secret that signs deliveries; it is not shown again."""
+    ensure_deliverable(request, body.url, "body.url")
     with engine.begin() as conn:
         _ensure_areas(conn, body.area_codes)
         stored = alerting.create_subscription(conn, body.model_dump(), utcnow())
@@ -223,11 +226,17 @@ def get_subscription(
     summary="Change a webhook subscription · 웹훅 구독 변경",
 )
 def change_subscription(
-    body: SubscriptionChanges, _who: Operator, engine: Db, subscription_id: SubscriptionId
+    body: SubscriptionChanges,
+    _who: Operator,
+    engine: Db,
+    request: Request,
+    subscription_id: SubscriptionId,
 ) -> dict[str, Any]:
     """Only the fields given change; `active: false` pauses deliveries and keeps the log."""
     changes = body.model_dump(exclude_unset=True)
     _refuse_nulls(changes)
+    if "url" in changes:
+        ensure_deliverable(request, changes["url"], "body.url")
     with engine.begin() as conn:
         alerting.get_subscription(conn, subscription_id)
         _ensure_areas(conn, changes.get("area_codes", []))
@@ -304,6 +313,14 @@ async def retry_delivery(
     if dispatcher is not None:
         await dispatcher.resume()
     return delivery
+
+
+def ensure_deliverable(request: Request, url: str, field: str) -> None:
+    """Refuse a webhook URL the server may not send to (https only, public addresses only)."""
+    try:
+        check_webhook_url(url, request.app.state.webhook_policy)
+    except RefusedTarget as exc:
+        raise InvalidInput(f"webhook URL refused: {exc}", field=field) from None
 
 
 def _ensure_areas(conn: Connection, codes: list[str] | None) -> None:

@@ -4,7 +4,9 @@
 thread under one lock, so state changes happen in report order. Alerts are stored in
 ``care_alerts`` first, then announced: a ``care.alert`` event on the bus carries only the alert's
 id, kind and time (the bus is relayed to public streams, so no personal data travels on it), and
-each guardian's webhook gets the message rendered for them (language, needs) with the position.
+each guardian's webhook gets the message rendered for them (language, needs) with the position,
+if the webhook policy lets it go there (``haechi/alerts/egress.py``); a refusal is logged with its
+reason in the ward's access log.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import orjson
 from shapely.geometry import shape
 from sqlalchemy import Engine
 
+from haechi.alerts.egress import GuardedTransport, RefusedTarget, WebhookPolicy
 from haechi.core.clock import KST, utcnow
 from haechi.core.errors import Conflict, InvalidInput
 from haechi.core.events import Bus, Event
@@ -47,6 +50,15 @@ GEOFENCED = frozenset({"child", "dementia", "elderly_alone"})
 HAZARD_KINDS = frozenset({"hazard", "school_hazard"})
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One guardian's webhook delivery: whether it was accepted, and why not."""
+
+    ok: bool
+    error: str | None = None
+    refused: bool = False  # Haechi would not send there: nothing, not even the position, left
+
+
 @dataclass
 class Outcome:
     positions: int = 0
@@ -57,7 +69,7 @@ class Outcome:
 
 class CareService:
     def __init__(self, engine: Engine, bus: Bus, *, retention_h: float = 24.0,
-                 webhook_timeout_s: float = 5.0) -> None:
+                 webhook_timeout_s: float = 5.0, webhook_policy: WebhookPolicy | None = None) -> None:
         r = rules()
         self.engine, self.bus = engine, bus
         self.retention = timedelta(hours=retention_h)
@@ -68,6 +80,7 @@ class CareService:
                                     t["overdue_grace_minutes"] * 60, t["arrival_radius_m"])
         self.trips: dict[int, TripWatch] = {}  # by ward id
         self.webhook_timeout_s = webhook_timeout_s
+        self.webhook_policy = webhook_policy or WebhookPolicy()
         self._hazard_cache: dict = {}
         self._school_alerted: set[tuple[int, int]] = set()
         self._lock = asyncio.Lock()
@@ -288,18 +301,26 @@ class CareService:
         if not targets:
             await asyncio.to_thread(self._in_tx, _set_delivery, alert_id, "none", [])
             return
-        results = []
-        async with httpx.AsyncClient(timeout=self.webhook_timeout_s) as client:
-            for guardian, body in targets:
-                try:
-                    response = await client.post(guardian["webhook_url"], content=orjson.dumps(body),
-                                                 headers={"Content-Type": "application/json"})
-                    results.append((guardian, response.status_code < 300))
-                except httpx.HTTPError as exc:
-                    log.warning("care alert %s: webhook of guardian %s failed: %s", alert_id, guardian["id"], exc)
-                    results.append((guardian, False))
-        status = "delivered" if all(ok for _, ok in results) else "failed"
+        transport = GuardedTransport(self.webhook_policy)
+        async with httpx.AsyncClient(timeout=self.webhook_timeout_s, transport=transport) as client:
+            results = [(guardian, await self._post(client, guardian, body)) for guardian, body in targets]
+        for guardian, sent in results:
+            if not sent.ok:
+                log.warning("care alert %s: webhook of guardian %s failed: %s", alert_id, guardian["id"], sent.error)
+        status = "delivered" if all(sent.ok for _, sent in results) else "failed"
         await asyncio.to_thread(self._in_tx, _set_delivery, alert_id, status, results)
+
+    async def _post(self, client: httpx.AsyncClient, guardian: dict[str, Any], body: dict[str, Any]) -> Sent:
+        try:
+            self.webhook_policy.check_url(guardian["webhook_url"])
+            response = await client.post(guardian["webhook_url"], content=orjson.dumps(body),
+                                         headers={"Content-Type": "application/json"})
+        except RefusedTarget as exc:
+            return Sent(False, f"refused by Haechi: {exc}", refused=True)
+        except httpx.HTTPError as exc:
+            return Sent(False, f"{type(exc).__name__}: {exc}".rstrip(": "))
+        ok = response.status_code < 300
+        return Sent(ok, None if ok else f"HTTP {response.status_code}")
 
     # ── the clock: overdue trips, welfare checks, school hours ──
 
@@ -468,10 +489,18 @@ def _webhook_targets(conn, alert_id: int) -> list[tuple[dict[str, Any], dict[str
             if g["id"] in wanted and g["webhook_url"]]
 
 
-def _set_delivery(conn, alert_id: int, status: str, results) -> None:
+def _set_delivery(conn, alert_id: int, status: str, results: Sequence[tuple[dict[str, Any], Sent]]) -> None:
+    """The alert's delivery status; in the ward's access log each position sent, and each refusal
+    with its reason (the only record of why a guardian's webhook got nothing)."""
     store.set_alert(conn, alert_id, delivery=status)
     alert = store.get_alert(conn, alert_id)
-    for guardian, ok in results:
-        if alert["lon"] is not None:
+    for guardian, sent in results:
+        detail = {"alert_id": alert_id, "guardian_id": guardian["id"], "delivered": sent.ok}
+        if sent.error:
+            detail["error"] = sent.error
+        if sent.refused:
+            store.log_access(conn, alert["ward_id"], guardian["name"], "guardian", "refused: alert sent by webhook",
+                             detail)
+        elif alert["lon"] is not None:
             store.log_access(conn, alert["ward_id"], guardian["name"], "guardian", "alert position sent by webhook",
-                             {"alert_id": alert_id, "guardian_id": guardian["id"], "delivered": ok})
+                             detail)

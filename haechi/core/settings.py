@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     cap_sender: str = Field("haechi@seoul.go.kr", description="CAP <sender> of the alerts this server issues.")
     river_forecasts: bool = Field(
         True, description="Run the river model on each new gauge reading, so forecast warnings come on their own.")
+    # Webhook URLs come from subscribers: by default only public https addresses (haechi/alerts/egress.py).
+    webhook_allow_http: bool = Field(False, description="Let webhooks use plain http (development and tests only).")
+    webhook_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description='Private networks webhooks may reach all the same, as JSON: ["127.0.0.1/32", "10.20.0.0/16"].',
+    )
     mqtt_url: str | None = Field(None, description="mqtt://host:port of the broker to subscribe to.")
     bus_url: str | None = Field(None, description="nats://host:port for the scale-out bus; in-process when unset.")
     max_ingest_bytes: int = Field(
