@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from haechi.alerts.cap import validate
+from haechi.alerts.cap import from_xml, validate
 from haechi.cli import app
 from haechi.core.clock import KST
 from haechi.demo.replay import instant_times, interpolate, scenario, steps
-from haechi.store import open_db
+from haechi.store import areas, open_db
 from haechi.store.schema import alerts, observations, warnings
 
 
@@ -96,18 +96,22 @@ def run(tmp_path, monkeypatch, name: str):
 def test_headless_dust_raises_and_lifts_the_pm10_warning_at_the_published_hours(tmp_path, monkeypatch):
     output, engine = run(tmp_path, monkeypatch, "asian-dust-2024")
     # Seoul: 주의보 01:00, 경보 03:00, 경보 → 주의보 13:00, 주의보 해제 15:00 (news1, chosun, donga 2024-03-29)
-    assert "2024-03-29 01:00 KST  fine_dust · district:11140  발령 issued" in output
-    assert "2024-03-29 03:00 KST  fine_dust · district:11140  변경 updated" in output
-    assert "2024-03-29 13:00 KST  fine_dust · district:11140  변경 updated" in output
-    assert "2024-03-29 15:00 KST  fine_dust · district:11140  해제 lifted" in output
+    assert "2024-03-29 01:00 KST  fine_dust · city:11  발령 issued" in output
+    assert "2024-03-29 03:00 KST  fine_dust · city:11  변경 updated" in output
+    assert "2024-03-29 13:00 KST  fine_dust · city:11  변경 updated" in output
+    assert "2024-03-29 15:00 KST  fine_dust · city:11  해제 lifted" in output
     assert "미세먼지(PM10) 주의보 → 미세먼지(PM10) 경보 상향" in output
     with engine.connect() as conn:
         sent = conn.execute(select(alerts.c.msg_type, alerts.c.cap_xml, alerts.c.area_codes).order_by(alerts.c.id)).all()
         assert [(w.hazard, w.status) for w in conn.execute(select(warnings))] == [("fine_dust", "cancelled")]
+        districts = {a["code"].ljust(10, "0") for a in areas.list_areas(conn, level="district", parent="11")}
     assert [m for m, _, _ in sent] == ["Alert", "Update", "Update", "Cancel"]
+    assert len(districts) == 25
     for _, xml, codes in sent:
         validate(xml)
-        assert "1114000000" in codes  # Jung-gu, where the city-wide mean is placed
+        # The mean of Seoul's 25 districts warns the whole city, as Seoul's advisory and warning did.
+        assert districts <= set(codes)
+        assert "서울특별시" in from_xml(xml).infos[0].areas[0].area_desc
 
 
 def test_headless_heat_wave_raises_the_warning_and_keeps_it(tmp_path, monkeypatch):

@@ -256,3 +256,50 @@ def test_a_unit_sent_by_several_operators_at_once_goes_once(engine):
     with engine.begin() as conn:
         assert len(store.dispatches_of(conn, unit_id=unit["id"])) == 1
         assert store.get_unit(conn, unit["id"])["status"] == "dispatched"
+
+
+def test_closing_an_incident_returns_its_units_and_releases_its_drones(world):
+    sent_on, still_there, idle, elsewhere = add_units(world, [(127.040, 37.501), (127.038, 37.500),
+                                                              (127.050, 37.510), (127.060, 37.520)])
+    incident, other = fire(world), fire(world)
+    assert post(world, f"/api/v1/incidents/{incident['id']}/dispatch",
+                {"unit_ids": [sent_on["id"], still_there["id"]]}).status_code == 201
+    assert post(world, f"/api/v1/incidents/{other['id']}/dispatch", {"unit_ids": [elsewhere["id"]]}).status_code == 201
+    [_, arrived] = world.client.get(f"/api/v1/incidents/{incident['id']}", headers=world.auth("operator")).json()["dispatches"]
+    assert post(world, f"/api/v1/incidents/{incident['id']}/dispatches/{arrived['id']}/arrival", {}).status_code == 200
+    drones = [post(world, "/api/v1/drones", {"call_sign": f"드론-{i}", "base_place_id": station_id(world)}).json()
+              for i in range(2)]
+    for drone, target in zip(drones, (incident, other), strict=True):
+        assert post(world, f"/api/v1/drones/{drone['id']}/assign", {"incident_id": target["id"]}).status_code == 200
+    changed = []
+
+    async def collect(event):
+        changed.append((event.type, event.data["call_sign"], event.data.get("status")))
+
+    world.client.app.state.bus.subscribe("unit.changed", collect)
+    world.client.app.state.bus.subscribe("drone.changed", collect)
+
+    closed = post(world, f"/api/v1/incidents/{incident['id']}/status", {"status": "closed", "note": "진화 완료"})
+
+    assert closed.status_code == 200, closed.text
+    units = {u["id"]: u for u in world.client.get("/api/v1/units", headers=world.auth("operator")).json()}
+    assert [units[u["id"]]["status"] for u in (sent_on, still_there, idle, elsewhere)] == [
+        "available", "available", "available", "dispatched"]  # only the closed incident's units come back
+    assert all(world.client.get(f"/api/v1/units/{u['id']}", headers=world.auth("operator")).json()["incident_id"] is None
+               for u in (sent_on, still_there))
+    assert all(d["cleared_at"] for d in closed.json()["dispatches"])
+    now_drones = {d["id"]: d for d in world.client.get("/api/v1/drones", headers=world.auth("operator")).json()}
+    assert [now_drones[d["id"]]["incident_id"] for d in drones] == [None, other["id"]]
+    # Each step is in the history, as an operator moving the unit by hand would leave it.
+    steps = [(e["action"], e["from_value"], e["to_value"], e["note"]) for e in closed.json()["history"]]
+    assert steps[steps.index(("status", "responding", "closed", "진화 완료")) + 1:] == [
+        ("unit", "dispatched", "returning", "강남-0 returning (incident closed)"),
+        ("unit", "returning", "available", "강남-0 available (incident closed)"),
+        ("unit", "on_scene", "returning", "강남-1 returning (incident closed)"),
+        ("unit", "returning", "available", "강남-1 available (incident closed)"),
+        ("drone", None, "released", "drone 드론-0 released")]
+    # The live picture hears of it, and the units are offered for the next incident.
+    assert changed == [("unit.changed", "강남-0", "available"), ("unit.changed", "강남-1", "available"),
+                       ("drone.changed", "드론-0", None)]
+    offered = world.client.get(f"/api/v1/incidents/{other['id']}/recommendations", headers=world.auth("operator"))
+    assert {u["id"] for u in offered.json()["units"]} == {sent_on["id"], still_there["id"], idle["id"]}

@@ -122,3 +122,51 @@ def test_a_collapse_warning_plan_uses_only_shelters_outside_the_area(api):
     assert placed(plan) == {"종로 대피소": 1200}
     assert api.get("/api/v1/evacuation/plan", role="citizen", warning=warning).status_code == 403
     assert_problem(api.get("/api/v1/evacuation/plan", role="operator", warning=9999), 404)
+
+
+@pytest.mark.postgres
+def test_two_assignments_at_once_for_a_shelters_last_place_give_it_to_exactly_one(postgres_url, monkeypatch):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import _empty_postgres
+
+    from haechi.store import places
+    from haechi.store.db import make_engine
+    from haechi.store.schema import shelter_loads
+
+    _empty_postgres(postgres_url)
+    engine = make_engine(postgres_url)
+    with engine.begin() as conn:
+        places.save_places(conn, [
+            {"kind": "shelter", "ref": "near", "name_ko": "가까운 쉼터", "lon": 127.10, "lat": 37.56,
+             "shelter_kind": "cooling", "capacity": 1},
+            {"kind": "shelter", "ref": "far", "name_ko": "먼 쉼터", "lon": 126.85, "lat": 37.56,
+             "shelter_kind": "cooling", "capacity": 10}])
+        ids = {p["ref"]: p["id"] for p in places.list_places(conn, "shelter")}
+    graph = grid_graph(40)
+    net = Network(graph, Router(graph).landmarks)
+    # Both assignments read the loads before either writes: the moment a read-then-write loses a place.
+    both_read = threading.Barrier(2, timeout=30)
+    read = evac.load_shelters
+
+    def read_together(conn):
+        shelters = read(conn)
+        both_read.wait()
+        return shelters
+
+    monkeypatch.setattr(evac, "load_shelters", read_together)
+
+    def assign_one(_):
+        with engine.begin() as conn:
+            [leg] = evac.assign(conn, net, (127.09, 37.56), 1)
+            return leg["shelter"].place_id
+
+    with ThreadPoolExecutor(2) as pool:
+        went = sorted(pool.map(assign_one, range(2)))
+    with engine.connect() as conn:
+        loads = dict(conn.execute(shelter_loads.select().with_only_columns(
+            shelter_loads.c.place_id, shelter_loads.c.evacuees)).all())
+    engine.dispose()
+    assert went == sorted([ids["near"], ids["far"]])  # the last near place to one, the other goes on
+    assert loads == {ids["near"]: 1, ids["far"]: 1}  # never 2 people in a shelter for 1

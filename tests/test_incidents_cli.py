@@ -58,3 +58,21 @@ def test_unit_commands_add_list_and_refuse_illegal_moves(db_url):
     assert refused.exit_code == 2 and "allowed next statuses" in refused.output.replace("\n", " ")
     assert run(db_url, "unit", "move", "1", "out_of_service").exit_code == 0
     assert "out_of_service" in run(db_url, "unit", "list").output
+
+
+def test_closing_an_incident_from_the_terminal_sends_its_unit_back(db_url):
+    from haechi.response import dispatch, incidents, travel
+
+    engine = open_db(db_url)
+    with engine.begin() as conn:
+        places.save_places(conn, [{"kind": "fire_station", "ref": "F", "name_ko": "강남소방서", "lon": 127.05, "lat": 37.5}])
+        station = places.list_places(conn, "fire_station")[0]["id"]
+        unit = dispatch.add_unit(conn, call_sign="강남-펌프1", unit_type="pumper", station_place_id=station)
+        fire = incidents.open_incident(conn, kind="fire", lon=127.03, lat=37.5, title="역삼 화재", actor="t")
+        dispatch.dispatch(conn, fire["id"], [unit["id"]], travel.estimate, actor="t")
+    closed = run(db_url, "incident", "move", str(fire["id"]), "closed")
+    assert closed.exit_code == 0, closed.output
+    assert "released (복귀): 강남-펌프1" in closed.output
+    with engine.begin() as conn:
+        assert store.get_unit(conn, unit["id"])["status"] == "available"
+    engine.dispose()

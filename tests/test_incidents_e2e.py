@@ -1,5 +1,6 @@
 """End to end over the real HTTP API: a camera sees smoke, the CCTV center hands it to 119, a unit
-is dispatched and arrives, a drone flies, and every step reaches the live stream."""
+is dispatched and arrives, the closed incident sends it back, a drone flies, and every step reaches
+the live stream."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def test_smoke_to_arrival_over_http_with_the_live_stream(engine):
 
     def wanted(seen):
         names = [e for e, _ in seen]
-        return "drone.position" in names and names.count("unit.changed") >= 3
+        return "drone.position" in names and names.count("unit.changed") >= 4
 
     with LiveServer(create_app(engine)) as server:
         api = f"{server.url}/api/v1"
@@ -68,12 +69,12 @@ def test_smoke_to_arrival_over_http_with_the_live_stream(engine):
     assert [(e["action"], e["to_value"]) for e in history] == [
         ("opened", "reported"), ("cctv_event", None), ("status", "verified"), ("handoff", "119"),
         ("dispatch", "dispatched"), ("status", "responding"), ("arrival", "on_scene"),
-        ("status", "contained"), ("status", "closed")]
+        ("status", "contained"), ("status", "closed"), ("unit", "returning"), ("unit", "available")]
     assert (times["arrivals"], times["within_golden_time"]) == (1, 1)
     changes = [d["action"] for e, d in listener.seen if e == "incident.changed"]
     assert changes == ["opened", "status", "handoff", "dispatch", "arrival", "status", "status"]
     units = [d["status"] for e, d in listener.seen if e == "unit.changed"]
-    assert units == ["available", "dispatched", "on_scene"]
+    assert units == ["available", "dispatched", "on_scene", "available"]  # closing sends the unit back
     [position] = [d for e, d in listener.seen if e == "drone.position"]
     assert (position["lon"], position["lat"], position["battery_pct"]) == (127.037, 37.5005, 81.0)
     assert [d["event_id"] for e, d in listener.seen if e == "cctv.event"] == ["vms-1"]

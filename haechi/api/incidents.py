@@ -273,11 +273,15 @@ async def change_status(body: StatusIn, who: Operator, request: Request, inciden
     """An illegal move answers 409, naming the statuses allowed next."""
     def work(conn):
         ensure_owner(who, store.get_incident(conn, incident_id))
-        service.change_status(conn, incident_id, body.status, actor=who, note=body.note)
-        return service.with_history(conn, incident_id)
+        moved = service.change_status(conn, incident_id, body.status, actor=who, note=body.note)
+        return service.with_history(conn, incident_id), moved["released"]
 
-    incident = await in_transaction(request, work)
+    incident, released = await in_transaction(request, work)
     await publish_incident(request, incident, "status")
+    for unit in released["units"]:  # closing gives its units and drones back
+        await publish(request, "unit.changed", unit)
+    for drone in released["drones"]:
+        await publish(request, "drone.changed", drone)
     return incident
 
 

@@ -84,6 +84,10 @@ def incident_move(
     except HaechiError as exc:
         raise _fail(exc) from exc
     console.print(f"incident {incident_id}: {incident['status']}")
+    released = [u["call_sign"] for u in incident["released"]["units"]] + [
+        f"drone {d['call_sign']}" for d in incident["released"]["drones"]]
+    if released:
+        console.print(f"released (복귀): {', '.join(released)}")
 
 
 @incident_app.command("handoff")

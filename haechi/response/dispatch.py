@@ -71,6 +71,28 @@ def move_unit(conn, unit_id: int, status: str, *, actor, lon: float | None = Non
     return unit(conn, unit_id)
 
 
+def release_units(conn, incident_id: int, *, actor, now: datetime | None = None,
+                  reason: str = "incident closed") -> list[dict[str, Any]]:
+    """Units still sent to an incident go back into service: each walks its lifecycle to ``available``
+    (from ``on_scene``: returning, then available), every step in the incident's history as an
+    operator's move would be, and its dispatch is cleared. Returns the units as they are now."""
+    now = now or utcnow()
+    released = []
+    for d in store.dispatches_of(conn, incident_id=incident_id, open_only=True):
+        found = store.get_unit(conn, d["unit_id"], for_update=True)
+        was = found["status"]
+        for status in lifecycle.path(lifecycle.UNIT, was, "available"):
+            if not store.change_unit(conn, found["id"], {"status": status, "status_changed_at": now}, was_status=was):
+                raise Conflict(f"unit {found['call_sign']} changed status meanwhile; reload and try again",
+                               field="body.status")
+            incidents.record(conn, incident_id, "unit", actor=actor, from_value=was, to_value=status,
+                             note=f"{found['call_sign']} {status} ({reason})")
+            was = status
+        store.change_dispatch(conn, d["id"], {"cleared_at": now})
+        released.append(unit(conn, found["id"]))
+    return released
+
+
 def set_position(conn, unit_id: int, lon: float, lat: float) -> dict[str, Any]:
     store.get_unit(conn, unit_id)
     store.change_unit(conn, unit_id, {"lon": lon, "lat": lat})

@@ -105,6 +105,12 @@ def assign(conn, drone_id: int, incident_id: int | None, *, actor) -> dict[str, 
     return store.get_drone(conn, drone_id)
 
 
+def release_all(conn, incident_id: int, *, actor) -> list[dict[str, Any]]:
+    """Every drone assigned to the incident back to base, each release in its history."""
+    return [assign(conn, d["id"], None, actor=actor)
+            for d in store.find_drones(conn) if d["incident_id"] == incident_id]
+
+
 def readings(drone: dict[str, Any], values: dict[str, float | None], at: datetime) -> list[Reading]:
     """One telemetry message as pipeline readings, one per property present."""
     streams = drone["datastreams"]

@@ -95,7 +95,12 @@ def _check_point(lon, lat, prefix: str = "") -> None:
 
 
 def change_status(conn, incident_id: int, status: str, *, actor: str | Principal, note: str | None = None) -> dict[str, Any]:
-    """Move an incident to ``status`` if its lifecycle allows it (409 naming the allowed next states)."""
+    """Move an incident to ``status`` if its lifecycle allows it (409 naming the allowed next states).
+
+    Reaching a final status (``closed``) gives back what was sent to it: its units return to
+    service and its drones are released, each step in its history. The answer is the incident,
+    with ``released``: the units and drones that were given back (empty unless final).
+    """
     incident = store.get_incident(conn, incident_id, for_update=True)
     lifecycle.check(lifecycle.INCIDENT, incident["status"], status)
     now = utcnow()
@@ -106,7 +111,19 @@ def change_status(conn, incident_id: int, status: str, *, actor: str | Principal
         raise Conflict(f"incident {incident_id} changed meanwhile; reload it and try again", field="body.status")
     store.add_event(conn, {"incident_id": incident_id, "at": now, "actor": actor_name(actor), "action": "status",
                            "from_value": incident["status"], "to_value": status, "note": note})
-    return store.get_incident(conn, incident_id)
+    released = _release(conn, incident_id, status, actor=actor, now=now)
+    return store.get_incident(conn, incident_id) | {"released": released}
+
+
+def _release(conn, incident_id: int, status: str, *, actor: str | Principal, now) -> dict[str, list[dict[str, Any]]]:
+    """What an incident in a final status no longer needs: its units and drones, given back."""
+    if not lifecycle.is_final(lifecycle.INCIDENT, status):
+        return {"units": [], "drones": []}
+    from . import dispatch, drones  # both build on this module: imported here, not at the top
+
+    reason = f"incident {status}"
+    return {"units": dispatch.release_units(conn, incident_id, actor=actor, now=now, reason=reason),
+            "drones": drones.release_all(conn, incident_id, actor=actor)}
 
 
 def hand_off(conn, incident_id: int, center: str, *, actor: str | Principal, note: str | None = None) -> dict[str, Any]:

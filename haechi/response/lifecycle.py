@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from haechi.core.errors import Conflict, InvalidInput
 
 from .config import transitions
@@ -13,6 +15,34 @@ OPEN_STATES = ("reported", "verified", "responding", "contained")
 
 def allowed_next(lifecycle: str, state: str) -> tuple[str, ...]:
     return transitions(lifecycle).get(state, ())
+
+
+def is_final(lifecycle: str, state: str) -> bool:
+    """A state the lifecycle table lets nothing follow (an incident's ``closed``)."""
+    return state in transitions(lifecycle) and not allowed_next(lifecycle, state)
+
+
+def path(lifecycle: str, start: str, goal: str) -> tuple[str, ...]:
+    """The fewest allowed steps from ``start`` to ``goal`` (the states after ``start``); () if none.
+
+    Breadth-first over the table, so a unit released from ``on_scene`` goes ``returning`` then
+    ``available``, exactly as an operator would have to move it.
+    """
+    table = transitions(lifecycle)
+    came_from = {start: start}
+    queue = deque([start])
+    while queue and goal not in came_from:
+        state = queue.popleft()
+        for following in table.get(state, ()):
+            if following not in came_from:
+                came_from[following] = state
+                queue.append(following)
+    if goal not in came_from or goal == start:
+        return ()
+    steps = [goal]
+    while came_from[steps[-1]] != start:
+        steps.append(came_from[steps[-1]])
+    return tuple(reversed(steps))
 
 
 def check(lifecycle: str, current: str, wanted: str, *, field: str = "body.status") -> None:

@@ -3,7 +3,8 @@
 One multi-source Dijkstra on the reversed graph, from every open shelter at once, gives each node
 its nearest shelter and the next node toward it: together the shelters' evacuation trees (a
 shortest-path forest). Shelters inside a hazard area, full ones and ones without a published
-capacity are left out. Loads are kept in ``shelter_loads``; when a shelter fills, the trees are
+capacity are left out. Loads are kept in ``shelter_loads`` and taken by a conditional UPDATE, so
+two assignments at once never share a shelter's last place; when a shelter fills, the trees are
 recomputed without it, so later evacuees spread to the next nearest.
 """
 
@@ -15,13 +16,14 @@ from typing import Any
 import numpy as np
 import shapely
 from scipy.sparse.csgraph import dijkstra
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from haechi.core.clock import utcnow
 from haechi.core.errors import InvalidInput, NotFound
 from haechi.store import places
 from haechi.store.schema import shelter_loads
-from haechi.store.sql import upsert
+from haechi.store.schema import shelters as shelter_details
+from haechi.store.sql import insert_new
 
 from .service import LonLat, Network
 
@@ -122,7 +124,12 @@ def _inside_nodes(net: Network) -> np.ndarray:
 
 
 def assign(conn: Connection, net: Network, at: LonLat, people: int) -> list[dict[str, Any]]:
-    """Send ``people`` from ``at``: fill the nearest shelter with room, the rest to the next, and record loads."""
+    """Send ``people`` from ``at``: fill the nearest shelter with room, the rest to the next, and record loads.
+
+    Each shelter's places are taken by ``take_places`` (one conditional UPDATE). When another
+    assignment took them first, the shelter's load is read again and the trees recomputed: the
+    rest go to whatever room is left there, or to the next nearest shelter.
+    """
     if not 1 <= people <= 100_000:
         raise InvalidInput("people must be between 1 and 100000", field="people")
     [node] = net.snap([at], "at")
@@ -138,12 +145,34 @@ def assign(conn: Connection, net: Network, at: LonLat, people: int) -> list[dict
         leg = _answer(net, trees, int(node))
         shelter: Shelter = leg["shelter"]
         placed = min(people, shelter.room)
+        if not take_places(conn, shelter.place_id, placed):
+            shelter.evacuees = _load_of(conn, shelter.place_id)  # someone else was quicker
+            continue
         shelter.evacuees += placed
         people -= placed
-        upsert(conn, shelter_loads, [{"place_id": shelter.place_id, "evacuees": shelter.evacuees,
-                                      "updated_at": utcnow()}], ["place_id"])
         sent.append(leg | {"people": placed})
     return sent
+
+
+def take_places(conn: Connection, place_id: int, people: int) -> bool:
+    """Record ``people`` more evacuees at a shelter if it still has room for them all.
+
+    One conditional UPDATE (``evacuees + n <= capacity``), never a read then a write: of two
+    assignments racing for a shelter's last places, the database lets exactly one through (on
+    PostgreSQL the second waits for the first's row lock, then finds the room gone: rowcount 0).
+    """
+    now = utcnow()
+    insert_new(conn, shelter_loads, [{"place_id": place_id, "evacuees": 0, "updated_at": now}], ["place_id"])
+    load = shelter_loads.c
+    capacity = select(shelter_details.c.capacity).where(shelter_details.c.place_id == load.place_id).scalar_subquery()
+    taken = conn.execute(update(shelter_loads)
+                         .where(load.place_id == place_id, load.evacuees + people <= capacity)
+                         .values(evacuees=load.evacuees + people, updated_at=now))
+    return taken.rowcount == 1
+
+
+def _load_of(conn: Connection, place_id: int) -> int:
+    return int(conn.execute(select(shelter_loads.c.evacuees).where(shelter_loads.c.place_id == place_id)).scalar() or 0)
 
 
 def reset_loads(conn: Connection) -> int:

@@ -61,7 +61,11 @@ class StreamInfo:
             return criterion.scope
         if kind in ("facility", "zone"):
             return f"{kind}:{self.thing_id if self.thing_id is not None else self.id}"
-        return f"district:{self.area_code[:5]}" if self.area_code else f"stream:{self.id}"
+        if not self.area_code:
+            return f"stream:{self.id}"
+        # A 2-digit code is a whole city's (시·도): a stream standing for it, such as Seoul's
+        # 25-district mean PM10 on which Seoul issues its dust advisories, warns the whole city.
+        return f"city:{self.area_code}" if len(self.area_code) == 2 else f"district:{self.area_code[:5]}"
 
 
 @dataclass(slots=True)

@@ -1,6 +1,7 @@
 """Where a warning applies and who lives there: the CAP area and the people and places inside it.
 
-A district-wide warning covers the district's boundary. A point hazard (a river gauge, a facility,
+A district-wide warning covers the district's boundary and its dongs; a city-wide one (area key
+``city:11``) covers every district and dong of the city. A point hazard (a river gauge, a facility,
 a crowd zone) covers a buffer around it (``targeting.toml``), and the districts and dongs that
 buffer touches. People affected are estimated from district statistics in proportion to the
 share of each district's area inside (statistics are per district; dongs have none yet).
@@ -56,20 +57,26 @@ class AreaFacts:
 
 def area_facts(conn: Connection, area_key: str, hazard: str, datastream_id: int | None = None) -> AreaFacts:
     kind, _, ref = area_key.partition(":")
-    if kind == "dong":
-        dong = areas.get_area(conn, ref)
-        own = [({k: v for k, v in dong.items() if k != "geometry"}, 1.0)]
-        return _facts(conn, area_key, shape(dong["geometry"]), dong["name_ko"], dong["name_en"], own)
-    if kind == "district":
-        district = areas.get_area(conn, ref)
-        own = [({k: v for k, v in district.items() if k != "geometry"}, 1.0)]
-        own += [(dong, 1.0) for dong in areas.list_areas(conn, level="dong", parent=ref)]
-        return _facts(conn, area_key, shape(district["geometry"]), district["name_ko"], district["name_en"], own)
+    if kind in ("city", "district", "dong"):
+        area = areas.get_area(conn, ref)
+        return _facts(conn, area_key, shape(area["geometry"]), area["name_ko"], area["name_en"], _within(conn, ref))
     lon, lat, name_ko, name_en = _anchor(conn, kind, ref, datastream_id)
     radius = buffers().get(hazard, buffers()["default"])
     zone = transform(TO_DEGREES, Point(transform(TO_METRES, Point(lon, lat))).buffer(radius, quad_segs=8))
     suffix_ko, suffix_en = f" 주변 {radius / 1000:g}km", f" ({radius / 1000:g} km around)"
     return _facts(conn, area_key, zone, name_ko + suffix_ko, name_en + suffix_en)
+
+
+def _within(conn: Connection, code: str) -> list[tuple[dict[str, Any], float]]:
+    """The districts and dongs an administrative area holds, itself included, each wholly covered.
+
+    Codes nest by prefix (11 Seoul ⊃ 11140 Jung-gu ⊃ 11140101 a dong), so a city-wide warning (a
+    PM10 advisory Seoul issues on its 25-district mean) reaches every district of the loaded pack.
+    """
+    c = admin_areas.c
+    rows = conn.execute(select(*areas.SUMMARY_COLUMNS).where(
+        c.level.in_(("district", "dong")), c.code.startswith(code, autoescape=True)).order_by(c.code))
+    return [(dict(row._mapping), 1.0) for row in rows]
 
 
 def _anchor(conn: Connection, kind: str, ref: str, datastream_id: int | None) -> tuple[float, float, str, str]:
