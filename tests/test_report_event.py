@@ -44,9 +44,10 @@ def test_event_report_shows_the_flood_advisory_and_its_lead_time(flood_db, tmp_p
     result = CliRunner().invoke(app, ["report", "event", "1", "--out", str(tmp_path), "--database-url", flood_db])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "event-1.html").read_text(encoding="utf-8")
-    # Issued at 12:00 KST when Hangang Bridge passed 8.5 m; the river peaked at 8.73 m at 14:20 KST.
-    assert "river_flood advisory issued 2020-08-06 12:00 KST" in page
-    assert "+2.3 h before the peak 최고치 8.73 m at 2020-08-06 14:20 KST" in page
+    # Issued at 10:30 KST on the river model's forecast (the gauge passed 8.5 m at 12:00); the peak is
+    # the river's own, 8.73 m at 14:20 KST, not the forecast's.
+    assert "river_flood advisory issued 2020-08-06 10:30 KST" in page
+    assert "+3.8 h before the peak 최고치 8.73 m at 2020-08-06 14:20 KST" in page
     assert "2020-08-06 21:20 KST" in page  # lifted
     assert page.count("data:image/png;base64,") == 2  # the river plot and the map
     timeline = page[page.index("Timeline"):]

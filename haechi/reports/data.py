@@ -129,7 +129,7 @@ def warnings_between(conn: Connection, start: datetime, end: datetime, area_code
 def attach_series(conn: Connection, facts: list[WarningFact], start: datetime, end: datetime) -> None:
     """Each warning's triggering stream over [start, end), its peak after issue, and its alerts."""
     for fact in facts:
-        stream = fact.row["datastream_id"]
+        stream = _observed(conn, fact.row["datastream_id"])
         if stream is not None:
             o = observations.c
             fact.series = [(as_utc(t), v) for t, v in conn.execute(
@@ -142,6 +142,15 @@ def attach_series(conn: Connection, facts: list[WarningFact], start: datetime, e
             select(alerts.c.id, alerts.c.sent, alerts.c.msg_type, alerts.c.crisis_level, alerts.c.status,
                    alerts.c.area_codes)
             .where(alerts.c.warning_id == fact.row["id"]).order_by(alerts.c.sent, alerts.c.id))]
+
+
+def _observed(conn: Connection, stream: int | None) -> int | None:
+    """The stream whose readings show what happened: a forecast's own source, else the stream itself
+    (a warning raised on a forecast peaks when the river does, not when the forecast did)."""
+    if stream is None:
+        return None
+    properties = conn.execute(select(datastreams.c.properties).where(datastreams.c.id == stream)).scalar() or {}
+    return properties.get("forecast_of") or stream
 
 
 def alerts_between(conn: Connection, start: datetime, end: datetime, area_code: str | None) -> list[dict[str, Any]]:
