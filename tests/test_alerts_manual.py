@@ -66,6 +66,7 @@ def test_a_drill_is_an_exercise_everywhere_and_not_a_public_warning(world):
 @pytest.mark.parametrize(("change", "field"), [
     ({"area": None}, "body.area"),
     ({"area": "99999"}, "body.area"),
+    ({"area": "1168"}, "body.area"),
     ({"languages": ["ko", "fr"]}, "body.languages.1"),
     ({"expires": (datetime.now(UTC) - timedelta(hours=1)).isoformat()}, "body.expires"),
     ({"hazard": "volcano"}, "body.hazard"),
@@ -88,6 +89,20 @@ def test_only_operators_and_officials_in_their_district_issue_alerts(world):
     assert client.post("/api/v1/alerts", json=RAIN, headers=auth["official"]).status_code == 403  # not Gangnam
     own = client.post("/api/v1/alerts", json=RAIN | {"area": "11680"}, headers=auth["official"])
     assert own.status_code == 201
+    city_wide = RAIN | {"hazard": "fine_dust", "level": "advisory", "area": "11", "value": 160}
+    assert client.post("/api/v1/alerts", json=city_wide, headers=auth["official"]).status_code == 403
+
+
+def test_an_operator_issues_a_city_wide_alert_reaching_every_district(world):
+    client, auth = world
+    body = {"hazard": "fine_dust", "level": "advisory", "area": "11", "value": 160}
+    issued = client.post("/api/v1/alerts", json=body, headers=auth["operator"])
+    assert issued.status_code == 201, issued.text
+    [warning] = client.get("/api/v1/warnings").json()
+    assert warning["area_key"] == "city:11"
+    cap = from_xml(client.get(f"/api/v1/alerts/{issued.json()['id']}.xml").content)
+    districts = {g.value[:5] for g in cap.infos[0].areas[0].geocodes if g.value.endswith("00000")}
+    assert len(districts) == 25 and {"11110", "11680", "11740"} <= districts
 
 
 def test_the_cli_issues_and_refuses(sqlite_engine, tmp_path, monkeypatch):
@@ -102,7 +117,7 @@ def test_the_cli_issues_and_refuses(sqlite_engine, tmp_path, monkeypatch):
     with sqlite_engine.connect() as conn:
         assert [e["action"] for e in access.audit_trail(conn)][:1] == ["alert.issue"]
     refused = runner.invoke(cli, ["alert", "issue", "--hazard", "fine_dust", "--level", "warning", "--area", "12345"])
-    assert refused.exit_code == 2 and "no district or dong 12345" in refused.output
+    assert refused.exit_code == 2 and "no city, district or dong 12345" in refused.output
 
 
 def test_a_warning_in_force_is_reannounced_before_its_alert_expires(world, engine):

@@ -189,6 +189,7 @@ def test_heat_and_cold_waves_tighten_the_welfare_period():
     assert welfare.check_due(NOW - timedelta(hours=25), NOW - timedelta(days=3), NOW, 24)
     assert not welfare.check_due(None, NOW - timedelta(hours=2), NOW, 24)
     assert welfare.same_district("1168010100", "11680") and not welfare.same_district("11110", "11680")
+    assert welfare.same_district("1168010100", "11") and not welfare.same_district("2611010100", "11")  # city-wide
 
 
 def test_every_threshold_names_its_source():

@@ -21,6 +21,9 @@ from haechi.warnings.service import record_change
 
 from .messages import library
 
+#: The area key of a code by its length (codes nest: 11 Seoul ⊃ 11140 Jung-gu ⊃ 11140101 a dong).
+AREA_KINDS = {2: "city", 5: "district", 8: "dong"}
+
 
 class ManualAlert(BaseModel):
     """What an operator gives: the hazard and its official level, where, and optionally more."""
@@ -29,7 +32,8 @@ class ManualAlert(BaseModel):
 
     hazard: str = Field(description="e.g. heavy_rain, fine_dust, river_flood, heat_wave")
     level: str = Field(description="The official level: advisory, warning … (see GET /api/v1/criteria)")
-    area: str = Field(pattern=r"^\d{5}(\d{3})?$", description="District (5 digits) or dong (8 digits) code")
+    area: str = Field(pattern=r"^\d{2}(\d{3}(\d{3})?)?$",
+                      description="City (2 digits, city-wide), district (5 digits) or dong (8 digits) code")
     value: float | None = Field(None, description="The observed value to quote; the threshold if absent")
     languages: list[str] | None = Field(None, description="Subset of ko, en, zh, ja, vi (all by default)")
     expires: AwareDatetime | None = Field(None, description="When the alert expires (the hazard's default if absent)")
@@ -52,7 +56,7 @@ def issue(db: Engine, request: ManualAlert, *, sender: str, now: datetime, actor
     """Issue (or, when one is in force there, update) the warning and its alert."""
     criterion = criterion_for(request.hazard, request.level)
     _check(db, request, now)
-    key = f"{'district' if len(request.area) == 5 else 'dong'}:{request.area}"
+    key = f"{AREA_KINDS[len(request.area)]}:{request.area}"
     with db.connect() as conn:
         kind = "update" if store.active_warning(conn, request.hazard, key) else "issue"
     change = Change(kind, request.hazard, key, criterion, None,
@@ -80,7 +84,7 @@ def _check(db: Engine, request: ManualAlert, now: datetime) -> None:
         try:
             areas.get_area(conn, request.area, geometry=False)
         except NotFound:
-            raise InvalidInput(f"no district or dong {request.area} is loaded", field="body.area") from None
+            raise InvalidInput(f"no city, district or dong {request.area} is loaded", field="body.area") from None
     known = {lang.split("-")[0] for lang in library().languages}
     for n, lang in enumerate(request.languages or []):
         if lang.split("-")[0] not in known:

@@ -29,7 +29,8 @@ def check_due(last_activity: datetime | None, since: datetime, now: datetime, ho
 
 
 def same_district(area_code: str | None, warning_area: str | None) -> bool:
-    """A warning applies to a home in its district (codes share the 5-digit 시군구 prefix)."""
+    """A warning applies to a home in its district (codes share the 5-digit 시군구 prefix), or
+    anywhere in its city when it is city-wide (a 2-digit 시도 code such as Seoul's 11)."""
     if not area_code or not warning_area:
         return False
-    return area_code[:5] == warning_area[:5]
+    return area_code.startswith(warning_area[:5])
