@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio.to_thread
 import numpy as np
 import shapely
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -126,15 +127,19 @@ class AssignmentIn(RequestBody):
 async def assign(request: Request, who: Staff, engine: Db) -> dict[str, Any]:
     """Fill the nearest shelter with room, then the next: loads are recorded so others spread."""
     raw = await request.body()
-    with kept_if_refused(engine, "http:/api/v1/evacuation/assignments", raw):
-        body = AssignmentIn.model_validate_json(raw)
-        net = current(request, engine)
-        with engine.begin() as conn:
-            legs = evac.assign(conn, net, (body.lon, body.lat), body.people)
+    net, legs = await anyio.to_thread.run_sync(_assign, request, engine, raw)  # routing: off the event loop
     features = [line_feature(net, leg["nodes"], _shelter_props(leg) | {"people": leg["people"]})
                 for leg in legs if leg.get("shelter")]
     unplaced = sum(leg["people"] for leg in legs if not leg.get("shelter"))
     return {"type": "FeatureCollection", "features": features, "unplaced": unplaced}
+
+
+def _assign(request: Request, engine, raw: bytes) -> tuple[Network, list[dict[str, Any]]]:
+    with kept_if_refused(engine, "http:/api/v1/evacuation/assignments", raw):
+        body = AssignmentIn.model_validate_json(raw)
+        net = current(request, engine)
+        with engine.begin() as conn:
+            return net, evac.assign(conn, net, (body.lon, body.lat), body.people)
 
 
 @router.delete("/evacuation/assignments", status_code=204, summary="Reset shelter loads · 대피소 인원 초기화")
@@ -209,12 +214,16 @@ def list_closures(who: Authenticated, engine: Db) -> list[dict[str, Any]]:
 @router.post("/roads/closures", status_code=201, summary="Close or slow roads in an area · 도로 통제")
 async def add_closure(request: Request, who: Operator, engine: Db, response: Response) -> dict[str, Any]:
     raw = await request.body()
+    row = await anyio.to_thread.run_sync(_add_closure, engine, raw, who.name)
+    response.headers["Location"] = f"{API_PREFIX}/roads/closures/{row['id']}"
+    return row
+
+
+def _add_closure(engine, raw: bytes, actor: str) -> dict[str, Any]:
     with kept_if_refused(engine, "http:/api/v1/roads/closures", raw):
         body = ClosureIn.model_validate_json(raw)
         with engine.begin() as conn:
-            row = hazards.add_closure(conn, body.reason, body.geometry, body.effect, body.speed_factor, who.name)
-    response.headers["Location"] = f"{API_PREFIX}/roads/closures/{row['id']}"
-    return row
+            return hazards.add_closure(conn, body.reason, body.geometry, body.effect, body.speed_factor, actor)
 
 
 @router.delete("/roads/closures/{closure_id}", status_code=204, summary="Lift a road closure · 도로 통제 해제")
