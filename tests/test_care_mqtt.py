@@ -19,8 +19,10 @@ from sqlalchemy import func, select
 from test_api_support import AREAS
 
 from haechi.alerts.egress import WebhookPolicy
+from haechi.bus.memory import InProcessBus
 from haechi.care import store
-from haechi.care.reports import WITHHELD
+from haechi.care.reports import WITHHELD, decode_message
+from haechi.care.service import CareService
 from haechi.core.clock import KST, utcnow
 from haechi.store import areas, deadletters
 from haechi.store import warnings as warning_store
@@ -129,15 +131,15 @@ def test_a_report_the_store_fails_on_stays_with_the_broker_until_it_is_stored(sq
     async def scenario():
         f = family(engine)
         async with running(engine, session_expiry=60) as care:  # kept over the reconnect, then expires
-            report, failed = care.service.report, []
+            report, failed = care.service.report_groups, []
 
-            async def down_once(items, source, now=None, token_id=None):
+            async def down_once(groups, now=None, token_id=None):
                 if not failed:
-                    failed.append(source)
+                    failed.append(groups)
                     raise OSError("the database is unreachable")
-                return await report(items, source, now, token_id)
+                return await report(groups, now, token_id)
 
-            care.service.report = down_once
+            care.service.report_groups = down_once
             await care.send(f.devices["tracker"], "sos", position(OUTSIDE))
             alert = await care.alert("sos", f.ward["id"])
             await care.handled(1)
@@ -147,6 +149,40 @@ def test_a_report_the_store_fails_on_stays_with_the_broker_until_it_is_stored(sq
     assert (alert["lon"], alert["lat"]) == OUTSIDE
     # Not acked when the store failed; the broker sent it again after the consumer reconnected.
     assert (stats.store_failures, stats.acked) == (1, 1) and stats.redelivered >= 1
+
+
+def test_a_batch_is_stored_whole_or_not_at_all_so_a_redelivery_stores_it_once(engine):
+    """Positions and an SOS of one MQTT batch: a failure while raising the SOS alert rolls back the
+    positions too, so the broker's redelivery of the batch stores each position once, not twice."""
+    f = family(engine)
+    device, now = f.devices["tracker"], utcnow()
+    prefix = "haechi/care"
+    groups = [(decode_message(f"{prefix}/{device}/position", orjson.dumps([position(OUTSIDE, now - timedelta(minutes=m))
+                                                                           for m in (2, 1)]), prefix, now, 60), "a"),
+              (decode_message(f"{prefix}/{device}/sos", orjson.dumps(position(OUTSIDE, now)), prefix, now, 60), "b")]
+
+    async def scenario():
+        service = CareService(engine, InProcessBus())
+        await service.start()
+        raise_many, failures = service._raise_many, []
+
+        def fails_once(conn, raised, escalate_at=None):
+            if not failures:
+                failures.append(raised)
+                raise OSError("the database went away mid-batch")
+            return raise_many(conn, raised, escalate_at)
+
+        service._raise_many = fails_once
+        with pytest.raises(OSError):
+            await service.report_groups(groups, now)
+        stored_after_failure = count_positions(engine, f.ward["id"])
+        outcome = await service.report_groups(groups, now)  # the broker's redelivery
+        await service.stop()
+        return stored_after_failure, outcome
+
+    stored_after_failure, outcome = asyncio.run(scenario())
+    assert stored_after_failure == 0
+    assert count_positions(engine, f.ward["id"]) == 2 and [a["kind"] for a in outcome.alerts].count("sos") == 1
 
 
 def test_stopping_somewhere_unusual_alerts_after_the_dwell_time(sqlite_engine):

@@ -42,9 +42,8 @@ class CareMqtt(MqttSubscriber):
         for d in batch:
             items = decode_message(d.topic, d.payload, self.topic_prefix, now, self.service.max_future_s)
             by_source.setdefault(_source(d.topic, self.topic_prefix), []).extend(items)
-        try:
-            for source, items in by_source.items():
-                await self.service.report(items, source, now)
+        try:  # one transaction for the batch: acked whole, or redelivered whole and stored once
+            await self.service.report_groups([(items, source) for source, items in by_source.items()], now)
         except Exception as exc:
             log.exception("storing %s care reports failed; left with the broker", len(batch))
             raise StoreDown(f"{type(exc).__name__}: {exc}") from exc

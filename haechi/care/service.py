@@ -156,15 +156,24 @@ class CareService:
                      now: datetime | None = None, token_id: int | None = None) -> Outcome:
         """Store and evaluate reports. ``token_id``: the HTTP device token they came with (None over
         MQTT, where the broker's own credentials decide who may publish on a device's topic)."""
+        return await self.report_groups([(items, source)], now, token_id)
+
+    async def report_groups(self, groups: Sequence[tuple[Sequence[Position | Activity | Sos | Refused], str]],
+                            now: datetime | None = None, token_id: int | None = None) -> Outcome:
+        """Reports from several sources (each names the dead letters of its refusals) in one
+        transaction: a batch is stored whole or not at all, so a redelivered batch is never half
+        stored twice."""
         async with self._lock:
-            outcome = await asyncio.to_thread(self._handle, list(items), source, now or utcnow(), token_id)
+            outcome = await asyncio.to_thread(self._handle, [(list(i), s) for i, s in groups], now or utcnow(),
+                                              token_id)
         await self.announce(outcome.alerts)
         return outcome
 
-    def _handle(self, items, source: str, now: datetime, token_id: int | None = None) -> Outcome:
+    def _handle(self, groups, now: datetime, token_id: int | None = None) -> Outcome:
         outcome = Outcome()
         with self.engine.begin() as conn:
-            accepted = self._accept(conn, items, source, now, outcome, token_id)
+            accepted = [pair for items, source in groups
+                        for pair in self._accept(conn, items, source, now, outcome, token_id)]
             positions = [(i, d) for i, d in accepted if isinstance(i, Position)]
             activity = [(i, d) for i, d in accepted if isinstance(i, Activity)]
             outcome.positions = store.save_positions(conn, [
