@@ -235,6 +235,19 @@ def test_observation_csv_names_datastreams_and_refuses_unknown_ones(engine, tmp_
                                                          "unreadable time '2021-01-01 00:20'"]
 
 
+def test_a_row_without_any_value_is_refused_not_counted_as_accepted(engine, tmp_path):
+    run(engine, "kma-asos", "kma_asos_hourly.csv")
+    with engine.connect() as conn:
+        stream = conn.execute(select(datastreams.c.id).order_by(datastreams.c.id)).scalars().first()
+    path = tmp_path / "blank.csv"
+    path.write_text("datastream_id,phenomenon_time,result\n"
+                    f"{stream},2021-02-01T00:00:00Z,1.5\n{stream},2021-02-01T01:00:00Z,\n", encoding="utf-8")
+    outcome = run(engine, "observations", str(path))
+    assert (outcome.rows_accepted, outcome.rows_rejected, outcome.observations_stored) == (1, 1, 1)
+    assert outcome.rejections[0]["reason"] == "no value in any measured column (result)"
+    assert any(letter["reason"].startswith("row 2, result: no value") for letter in letters(engine, "observations"))
+
+
 def test_a_long_file_is_stored_whole_with_each_reading_flag_and_reason(engine, tmp_path):
     """More rows than one INSERT carries, and several blocks read ahead, with a bad value and a spike."""
     run(engine, "kma-asos", "kma_asos_hourly.csv")

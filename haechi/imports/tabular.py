@@ -174,6 +174,9 @@ def read_block(layout: Layout, batch: pa.RecordBatch | pa.Table) -> Block:
                          lambda i, c=m.column: f"not a number: {_cell(cells, c, i)!r}"))
         values[m.column] = pc.if_else(is_number, text, pa.scalar(None, pa.string())).cast(pa.float64()) \
             .to_numpy(zero_copy_only=False)
+    empty = ~np.logical_or.reduce([present[m.column] for m in layout.measures])
+    names = ", ".join(m.column for m in layout.measures)
+    problems.append((empty, layout.measures[0].column, lambda i: f"no value in any measured column ({names})"))
     return Block(batch.num_rows, cells, times, values, present, problems)
 
 
