@@ -137,6 +137,7 @@ def test_an_operator_acknowledges_a_warning_and_reads_the_district_panel(browser
     assert "인구" in panel and "미세먼지" in panel  # people, and the warning in force there
     # the operator's token opens the incident queue and the units
     page.wait_for_function("document.querySelector('#incidents').innerText.includes('가용 출동대')", timeout=10_000)
+    page.locator("#conn[data-state='live']").wait_for(timeout=10_000)  # the staff stream is open again
     dust = page.locator("#warnings .warning-item", has_text="미세먼지")
     dust.locator(".ack-w").click()
     dust.locator(".ack").wait_for(timeout=10_000)

@@ -618,6 +618,7 @@
   function connect() {
     const token = $("f-token").value.trim();
     if (S.es) S.es.close();
+    setConn("connecting");  // until the new stream is open: what happens meanwhile is not shown live
     const es = S.es = new EventSource("/api/v1/stream?types=" + encodeURIComponent("observation.>,warning.>,alert.>,sensor.>,incident.>,unit.>") +
       (token ? "&token=" + encodeURIComponent(token) : ""));
     es.onopen = () => setConn("live");
