@@ -7,6 +7,7 @@ they fail instead, because CI must prove them.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -55,13 +56,27 @@ def postgres_url():
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """One migrated embedded DB for the session: each test starts from a copy of it, as empty and
+    as migrated as a new one, without running every migration again."""
+    path = tmp_path_factory.mktemp("template") / "haechi.db"
+    open_db(f"sqlite:///{path}").dispose()  # the last connection closed: the WAL is folded in
+    assert not Path(f"{path}-wal").exists()
+    return path
+
+
+def fresh_sqlite(template: Path, folder: Path) -> str:
+    path = folder / "haechi.db"
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     """The URL of an empty, migrated integrated DB — once on SQLite, once on PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'haechi.db'}"
-        open_db(url).dispose()
-        return url
+        return fresh_sqlite(request.getfixturevalue("sqlite_template"), tmp_path)
     url = request.getfixturevalue("postgres_url")
     _empty_postgres(url)
     return url
@@ -85,9 +100,9 @@ def engine(db_url):
 
 
 @pytest.fixture
-def sqlite_engine(tmp_path):
+def sqlite_engine(tmp_path, sqlite_template):
     """An embedded-default engine only, for tests that need not run twice."""
-    engine = open_db(f"sqlite:///{tmp_path / 'haechi.db'}")
+    engine = open_db(fresh_sqlite(sqlite_template, tmp_path))
     yield engine
     engine.dispose()
 
