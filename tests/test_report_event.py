@@ -49,6 +49,9 @@ def test_event_report_shows_the_flood_advisory_and_its_lead_time(flood_db, tmp_p
     assert "river_flood advisory issued 2020-08-06 10:30 KST" in page
     assert "+3.8 h before the peak 최고치 8.73 m at 2020-08-06 14:20 KST" in page
     assert "2020-08-06 21:20 KST" in page  # lifted
+    # The headless replay sends its alerts in the scenario's time, so the record reads as the event did.
+    assert "<td>2020-08-06 10:30 KST</td><td>CAP Alert sent" in page
+    assert "<td>2020-08-06 21:20 KST</td><td>CAP Cancel sent" in page
     assert page.count("data:image/png;base64,") == 2  # the river plot and the map
     timeline = page[page.index("Timeline"):]
     assert timeline.index("발령") < timeline.index("최고치") < timeline.index("해제")

@@ -203,12 +203,13 @@ async def replay(
     sink: Sink, timeline: list[tuple[datetime, list[Reading]]], speed: float,
     progress: Callable[[datetime, int, int], None] = lambda *_: None,
 ) -> int:
-    """Ingest each step at its accelerated time; returns the readings sent."""
+    """Ingest each step at its accelerated time; returns the readings sent. ``progress`` hears of
+    each step as it starts, so a scenario clock shows the step's time while it is stored."""
     sent = 0
     async for index, (at, readings) in _paced(timeline, speed):
+        progress(at, index + 1, len(timeline))
         await sink.ingest(readings, "demo")
         sent += len(readings)
-        progress(at, index + 1, len(timeline))
     return sent
 
 

@@ -4,14 +4,14 @@ either headless (in-process, exits when the scenario ends) or beside the running
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.markup import escape
 from sqlalchemy import Engine
 
 from haechi.bus.memory import InProcessBus
-from haechi.core.clock import KST
+from haechi.core.clock import KST, utcnow
 from haechi.core.events import Bus, Event
 from haechi.ingest.pipeline import Pipeline
 from haechi.ingest.queue import LocalSink, Sink
@@ -44,15 +44,34 @@ def show_timeline(bus: Bus, console: Console) -> None:
     bus.subscribe("alert.sent", on_alert)
 
 
-async def play(sink: Sink, chosen: Scenario, engine: Engine, speed: float, console: Console) -> int:
+class ScenarioClock:
+    """The replay's time: a headless replay sends its alerts in the scenario's time, so the stored
+    record (and an after-action report of it) reads as the event did."""
+
+    def __init__(self) -> None:
+        self.at: datetime | None = None
+
+    def set(self, at: datetime) -> None:
+        self.at = at.astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self.at or utcnow()
+
+
+async def play(sink: Sink, chosen: Scenario, engine: Engine, speed: float, console: Console,
+               clock: ScenarioClock | None = None) -> int:
     if chosen.simulation:
         return await asyncio.to_thread(what_if, engine, chosen, console)
     timeline = steps(chosen, resolve(engine, chosen))
     console.print(f"[bold]{chosen.title_ko} · {chosen.title_en}[/bold] — {len(timeline)} steps, "
                   f"{timeline[0][0]:%Y-%m-%d} to {timeline[-1][0]:%Y-%m-%d}, speed ×{speed:g}")
+
+    def step(at: datetime, n: int, total: int) -> None:
+        if clock is not None:
+            clock.set(at)
+        status.update(f"replaying {at:%Y-%m-%d %H:%M} KST · step {n}/{total}")
     with console.status("replaying…") as status:
-        sent = await replay(sink, timeline, speed, lambda at, n, total: status.update(
-            f"replaying {at:%Y-%m-%d %H:%M} KST · step {n}/{total}"))
+        sent = await replay(sink, timeline, speed, step)
     console.print(f"scenario over: {sent} observations replayed")
     return sent
 
@@ -62,13 +81,14 @@ async def headless(engine: Engine, chosen: Scenario, speed: float, console: Cons
     bus = InProcessBus()
     pipeline = Pipeline(engine, bus=bus)
     await asyncio.to_thread(pipeline.warm)
-    warnings = WarningService(engine, bus)
+    clock = ScenarioClock()
+    warnings = WarningService(engine, bus, now=clock.now)
     warnings.start()
     forecaster = RiverForecaster(engine, bus)  # as the server does: forecast warnings come on their own
     forecaster.start()
     show_timeline(bus, console)
     try:
-        return await play(LocalSink(pipeline), chosen, engine, speed, console)
+        return await play(LocalSink(pipeline), chosen, engine, speed, console, clock)
     finally:
         forecaster.stop()
         warnings.stop()
