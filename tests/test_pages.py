@@ -4,6 +4,7 @@ and an automated accessibility check. Screenshots go to docs/screenshots/."""
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # HAECHI_UPDATE_SCREENSHOTS=1 refreshes the README's pictures; otherwise they go to a temporary folder.
 SCREENSHOTS = (Path(__file__).resolve().parents[1] / "docs" / "screenshots" if os.environ.get("HAECHI_UPDATE_SCREENSHOTS")
                else Path(tempfile.gettempdir()) / "haechi-screenshots")
+SCENARIO_CSV = Path(__file__).resolve().parents[1] / "haechi" / "demo" / "scenarios" / "han-river-flood-2020.csv"
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
 
 
@@ -81,6 +83,45 @@ def test_the_situation_room_follows_a_flood_live(browser, city):
     page.screenshot(path=str(SCREENSHOTS / "situation-room.png"))
     assert _axe_serious(page) == []
     page.close()
+
+
+def test_the_server_forecasts_the_river_by_itself_and_the_room_marks_the_warning_as_a_forecast(browser, tmp_path):
+    """Real readings of 6 August 2020 (06:00–10:30 KST) posted to a running server: on each gauge
+    reading its river model forecasts the Hangang Bridge gauge, and the advisory it raises shows in
+    the room marked as a forecast while no reading has yet reached the 8.5 m stage."""
+    from haechi.predict import live
+    from haechi.store import open_db
+
+    engine = open_db(f"sqlite:///{tmp_path / 'haechi.db'}")
+    load_city(engine, "seoul")
+    with engine.begin() as conn:
+        device = access.create_token(conn, "gauges", "device")[1]
+        streams = live.station_streams(conn, ("river_gauge", "dam"), ("water_level", "discharge"))
+    columns = {"hangang_level_m": streams[("river_gauge", "1018683", "water_level")],
+               "paldang_release_m3s": streams[("dam", "paldang", "discharge")],
+               "cheongdam_flow_m3s": streams[("river_gauge", "1018662", "discharge")]}
+    with open(SCENARIO_CSV, encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if "2020-08-06 06:00" <= r["time_kst"] <= "2020-08-06 10:30"]
+    assert max(float(r["hangang_level_m"]) for r in rows) < 8.5  # the river itself is still below the stage
+
+    with LiveServer(create_app(engine)) as server:
+        def post(batch):
+            answer = httpx.post(f"{server.url}/api/v1/observations", headers={"Authorization": f"Bearer {device}"},
+                                json=[{"datastream_id": stream, "result": float(r[column]),
+                                       "phenomenon_time": f"{r['time_kst'].replace(' ', 'T')}:00+09:00"}
+                                      for r in batch for column, stream in columns.items() if r[column]])
+            assert answer.status_code in (200, 201, 207), answer.text
+        post(rows[:-6])
+        for row in rows[-6:]:  # one step every 10 minutes, as the gauges report
+            post([row])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{server.url}/room")
+        forecast = page.locator("#warnings .warning-item", has=page.locator(".tag.forecast"))
+        forecast.wait_for(timeout=15_000)
+        assert "예측" in forecast.inner_text() and "홍수" in forecast.inner_text()
+        assert _axe_serious(page) == []
+        page.close()
+    engine.dispose()
 
 
 def test_the_citizen_portal_shows_alerts_and_takes_reports(browser, city):

@@ -14,6 +14,7 @@
     connecting: ["연결 중", "Connecting"], live: ["실시간", "Live"], offline: ["연결 끊김 · 재시도", "Disconnected · retrying"],
     none_w: ["발효 중인 특보 없음", "No warnings in force"], none_a: ["경보 없음", "No alerts"],
     since: ["발효", "since"], cancel: ["해제", "Cancel"], details: ["상세", "Details"],
+    forecast: ["예측", "forecast"], forecast_hint: ["수위 예측 모델이 예상한 특보 (관측 전)", "Issued on a model forecast, before it was observed"],
     normal: ["정상", "Normal"], legend: ["범례", "Legend"], sent: ["발송됨", "Sent"], drill: ["훈련", "Drill"],
     need_token: ["토큰을 입력하세요", "Enter a token"], silent: ["무응답 센서", "Sensor silent"],
     description: ["내용", "Description"], instruction: ["행동요령", "Instruction"],
@@ -302,6 +303,8 @@
     const named = lang === "ko" ? d["ko-KR"] || d["en-US"] : d["en-US"] || d["ko-KR"];
     return named ? esc(named) : areaName(w.area_code);
   }
+  // Raised on a model's forecast (its criterion reads a forecast_… property), not yet observed.
+  const onForecast = (w) => String((w.criterion || {}).property || "").startsWith("forecast_");
   function renderWarnings() {
     const ul = $("warnings");
     const ws = S.warnings.slice().sort((a, b) => LEVELS.indexOf(b.crisis_level) - LEVELS.indexOf(a.crisis_level));
@@ -309,7 +312,7 @@
     ul.innerHTML = ws.map((w) => `<li class="warning-item" data-level="${esc(w.crisis_level)}" data-id="${esc(w.id)}">
       <span class="lvl-tag lv-${esc(w.crisis_level)}">${esc(lv(w.crisis_level))}</span>
       <span class="w-main"><strong>${esc(hz(w.hazard))}</strong> ${esc(one(OFFICIAL_T[w.level] || [w.level, w.level]))}
-      · ${warningArea(w)}<br><span class="muted">${fmtNum(w.value)} ${esc(w.unit || "")} · ${esc(one(T.since))} ${fmtTime(w.issued_at)}</span>
+      · ${warningArea(w)}${onForecast(w) ? ` <span class="tag forecast" title="${esc(one(T.forecast_hint))}">${esc(one(T.forecast))}</span>` : ""}<br><span class="muted">${fmtNum(w.value)} ${esc(w.unit || "")} · ${esc(one(T.since))} ${fmtTime(w.issued_at)}</span>
       ${w.acknowledged_at ? `<br><span class="ack">✓ ${esc(one(T.acked))} · ${esc(w.acknowledged_by || "")} · ${fmtTime(w.acknowledged_at)}</span>` : ""}</span>
       ${w.acknowledged_at ? "" : `<button type="button" class="small ack-w" data-id="${esc(w.id)}" aria-label="${esc(one(T.ack))} ${esc(w.hazard)} ${esc(w.area_code)}">${esc(one(T.ack))}</button>`}
       <button type="button" class="small cancel-w" data-id="${esc(w.id)}" aria-label="${esc(one(T.cancel))} ${esc(w.hazard)} ${esc(w.area_code)}">${esc(one(T.cancel))}</button></li>`).join("");
