@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LiveServer, service_unavailable
+from conftest import LiveServer, SseListener, service_unavailable
 
 from haechi.api.app import create_app
 from haechi.cities.load import load_city
@@ -178,13 +178,16 @@ def test_an_operator_acknowledges_a_warning_and_reads_the_district_panel(browser
     assert "인구" in panel and "미세먼지" in panel  # people, and the warning in force there
     # the operator's token opens the incident queue and the units
     page.wait_for_function("document.querySelector('#incidents').innerText.includes('가용 출동대')", timeout=10_000)
-    page.locator("#conn[data-state='live']").wait_for(timeout=10_000)  # the staff stream is open again
     dust = page.locator("#warnings .warning-item", has_text="미세먼지")
-    dust.locator(".ack-w").click()
-    dust.locator(".ack").wait_for(timeout=10_000)
+    acknowledged = lambda seen: any(kind == "warning.acknowledged" for kind, _ in seen)
+    with SseListener(f"{url}/api/v1/stream?types=warning.>", acknowledged, timeout=15) as other_room:
+        dust.locator(".ack-w").click()
+        dust.locator(".ack").wait_for(timeout=10_000)
     assert "확인됨" in dust.inner_text()
+    # every room hears of it over the live stream, and this room's timeline records it
+    assert [d["acknowledged_by"] for kind, d in other_room.seen if kind == "warning.acknowledged"] == ["situation_room"]
     page.wait_for_function("[...document.querySelectorAll('#timeline .timeline-item')].some(li => li.dataset.kind === 'ack')",
-                           timeout=10_000)  # every room hears of it over the live stream
+                           timeout=10_000)
     warnings = httpx.get(f"{url}/api/v1/warnings").json()
     assert any(w["hazard"] == "fine_dust" and w["acknowledged_by"] == "situation_room" for w in warnings)
     assert _axe_serious(page) == []

@@ -71,7 +71,7 @@
   function debounce(fn, ms) { let h; return () => { clearTimeout(h); h = setTimeout(fn, ms); }; }
 
   // ── state ──────────────────────────────────────────────────────────────────────────────────
-  const S = { districts: {}, state: {}, stages: {}, warnings: [], alerts: [], criteria: [], gauges: [],
+  const S = { acksShown: new Set(), districts: {}, state: {}, stages: {}, warnings: [], alerts: [], criteria: [], gauges: [],
     markers: {}, districtLayer: null, shelterLayer: null, chart: null, chartId: null, chartData: [[], []] };
 
   // ── map ───────────────────────────────────────────────────────────────────────────────────
@@ -328,8 +328,18 @@
     if (!token) { showError(t("need_token")); $("f-token").focus(); return; }
     const action = b.classList.contains("ack-w") ? "acknowledge" : "cancel";
     const r = await fetch(`/api/v1/warnings/${b.dataset.id}/${action}`, { method: "POST", headers: { Authorization: "Bearer " + token } });
-    if (!r.ok) showError(await problem(r)); else { showError(""); reloadWarnings(); }
+    if (!r.ok) { showError(await problem(r)); return; }
+    showError("");
+    // This room's own acknowledgement shows at once, stream or not; other rooms hear it live.
+    if (action === "acknowledge") ackToTimeline(await r.json());
+    reloadWarnings();
   });
+  function ackToTimeline(w) {
+    const key = `${w.id}@${w.acknowledged_at}`;  // a new level clears an acknowledgement: the next one shows too
+    if (w.id == null || S.acksShown.has(key)) return;
+    S.acksShown.add(key);
+    addTimeline("ack", `✓ ${esc(one(T.acked))}: <strong>${esc(hz(w.hazard || ""))}</strong> · ${areaName(w.area_code)} · ${esc(w.acknowledged_by || "")}`, null, w.acknowledged_at);
+  }
 
   // ── alerts ────────────────────────────────────────────────────────────────────────────────
   const langCode = () => (lang === "ko" ? "ko-KR" : "en-US");
@@ -664,8 +674,7 @@
       reloadAlerts();
     });
     es.addEventListener("warning.acknowledged", (ev) => {
-      const w = safeParse(ev.data) || {};
-      addTimeline("ack", `✓ ${esc(one(T.acked))}: <strong>${esc(hz(w.hazard || ""))}</strong> · ${areaName(w.area_code)} · ${esc(w.acknowledged_by || "")}`, null, w.acknowledged_at);
+      ackToTimeline(safeParse(ev.data) || {});
       reloadWarnings();
     });
     for (const type of ["incident.changed", "unit.changed"]) es.addEventListener(type, (ev) => {
