@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -96,6 +98,56 @@ def test_a_crash_between_files_and_watermark_never_duplicates(engine, tmp_path):
     ids = lake_ids(tmp_path)
     assert len(ids) == len(set(ids)) == 13
     assert not list(tmp_path.rglob("*.tmp"))  # no half-written files left behind
+
+
+ON_POSTGRES = [pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.mark.parametrize("db_url", ON_POSTGRES, indirect=True)
+def test_a_lower_id_committed_late_still_reaches_the_lake_once(engine, tmp_path):
+    """A long import holds a low id while a later writer commits a higher one (PostgreSQL)."""
+    with engine.begin() as conn:
+        stream = make_stream(conn)
+    importer = engine.connect()
+    try:
+        add_readings(importer, stream, T0, [1.0])  # draws the lower id, stays uncommitted
+        with engine.begin() as conn:
+            add_readings(conn, stream, T0 + timedelta(hours=1), [2.0])  # a higher id, committed
+        held = lake.export(engine, tmp_path, ["observations"], writer_wait_s=0.2)[0]
+        assert held.postponed and held.rows == 0  # exporting id 2 now would pass over id 1 for good
+        importer.commit()
+    finally:
+        importer.close()
+    done = lake.export(engine, tmp_path, ["observations"], writer_wait_s=0.2)[0]
+    assert not done.postponed and done.rows == 2
+    assert lake.export(engine, tmp_path, ["observations"])[0].rows == 0
+    values = duckdb.sql(f"SELECT result FROM read_parquet('{tmp_path}/observations/**/*.parquet') "
+                        "ORDER BY id").fetchall()
+    assert values == [(1.0,), (2.0,)]  # the late row is there, exactly once
+
+
+@pytest.mark.parametrize("db_url", ON_POSTGRES, indirect=True)
+def test_an_export_waits_for_a_writer_about_to_commit(engine, tmp_path):
+    with engine.begin() as conn:
+        stream = make_stream(conn)
+    importer = engine.connect()
+    add_readings(importer, stream, T0, [1.0])
+    with engine.begin() as conn:
+        add_readings(conn, stream, T0 + timedelta(hours=1), [2.0])
+
+    def commit_soon():
+        time.sleep(0.3)
+        importer.commit()
+        importer.close()
+
+    committer = threading.Thread(target=commit_soon)
+    committer.start()
+    try:
+        result = lake.export(engine, tmp_path, ["observations"], writer_wait_s=30)[0]
+    finally:
+        committer.join()
+    assert not result.postponed and result.rows == 2
+    assert len(lake_ids(tmp_path)) == 2
 
 
 def test_changed_warnings_are_exported_again_and_counted_once(engine, tmp_path):

@@ -15,22 +15,49 @@ cursor of the last exported row) in ``lake_watermarks``. A chunk is the rows aft
 in cursor order; its files are named after the watermark the chunk started from, written to a
 temporary name and renamed into place, and only then is the watermark advanced. A crash before
 the advance leaves files that the re-run overwrites with the same names, so nothing is doubled.
+
+Rows committed out of id order (PostgreSQL): ids are drawn when a row is inserted, not when its
+transaction commits, so a long import holding id 100 can commit after id 101 was committed and
+exported; a plain "after the watermark" cursor would never look back at 100. So on PostgreSQL an
+export first settles a horizon (``settled_horizon``):
+
+1. read the table's id sequence: every id drawn so far is at most this value;
+2. list the transactions holding a write lock (RowExclusiveLock) on the table: an INSERT or COPY
+   takes that lock before it draws an id and keeps it until its transaction ends, so every
+   transaction that drew one of those ids and is not yet finished is in this list;
+3. wait until those transactions have ended (committed or rolled back);
+
+then export only rows with ids up to the value read in step 1: each of them is now either visible
+or gone for good. Rows above it wait for the next export. Transaction ids (``pg_current_snapshot``)
+would not do: an INSERT draws its row id before the transaction gets its transaction id. No clock
+and no lag is involved; the cost is that a transaction still writing after ``[lake]
+writer_wait_s`` (warehouse.toml) postpones that dataset to the next export (``postponed``).
+Assumes the id sequence hands out values in order (no per-session ``CACHE``; PostgreSQL's default
+and Haechi's migrations). SQLite needs none of this: one writer at a time, committed in id order.
+
+The time cursors (warnings by ``updated_at``, responses by ``arrived_at``) get step 3 as well, so
+a change still being written when the export starts is not passed over. Their times are set by
+the application, not at commit, so they keep a known limit: an arrival recorded late with an
+earlier ``arrived_at`` than one already exported is skipped (docs/warehouse.md).
 """
 
 from __future__ import annotations
 
 import os
+import time
+import tomllib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, or_, select, text
 
 from haechi.core.clock import KST, as_utc, utcnow
 from haechi.ingest.catalogue import catalogue
@@ -55,6 +82,14 @@ from haechi.store.sql import upsert
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 CHUNK_ROWS = 200_000
+HERE = Path(__file__).parent
+
+
+@cache
+def config() -> dict:
+    """The warehouse's settings (warehouse.toml), each with its reason there."""
+    with open(HERE / "warehouse.toml", "rb") as f:
+        return tomllib.load(f)
 
 
 @dataclass(frozen=True)
@@ -159,6 +194,7 @@ class ExportResult:
     dataset: str
     rows: int = 0
     files: int = 0
+    postponed: bool = False  # writers to its table were still open after the wait: next export
 
 
 # ── Pure: rows to partitioned Arrow tables ─────────────────────────────────────────────
@@ -226,9 +262,11 @@ def watermarks(engine: Engine) -> list[dict[str, Any]]:
         return [watermark(conn, name) for name in DATASETS]
 
 
-def _after(query, dataset: Dataset, mark: dict[str, Any]):
-    """``query`` restricted to the rows after the watermark, in cursor order."""
+def _after(query, dataset: Dataset, mark: dict[str, Any], up_to: int | None = None):
+    """``query`` restricted to the rows after the watermark (and ids up to ``up_to``), in cursor order."""
     _, id_column, time_column = dataset.select()
+    if up_to is not None:
+        query = query.where(id_column <= up_to)
     if time_column is None:
         return query.where(id_column > mark["last_id"]).order_by(id_column)
     if mark["last_time"] is not None:
@@ -237,8 +275,9 @@ def _after(query, dataset: Dataset, mark: dict[str, Any]):
     return query.order_by(time_column, id_column)
 
 
-def _chunk(conn: Connection, dataset: Dataset, mark: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-    query = _after(dataset.select()[0], dataset, mark)
+def _chunk(conn: Connection, dataset: Dataset, mark: dict[str, Any], limit: int,
+           up_to: int | None) -> list[dict[str, Any]]:
+    query = _after(dataset.select()[0], dataset, mark, up_to)
     return [_row(dataset, r) for r in conn.execute(query.limit(limit))]
 
 
@@ -254,19 +293,76 @@ def partition_dir(lake: Path, dataset: Dataset, day: str, value: str) -> Path:
     return lake / dataset.name / f"date={day}" / f"{dataset.partition}={quote(value, safe='')}"
 
 
-def export_dataset(engine: Engine, lake: Path, dataset: Dataset, *, chunk_rows: int = CHUNK_ROWS,
-                   progress: Callable[[int], None] = lambda n: None,
-                   after_files: Callable[[], None] = lambda: None) -> ExportResult:
-    """Export every row after the dataset's watermark, chunk by chunk; returns what was written.
+class WritersStillOpen(Exception):
+    """Transactions writing to a dataset's table did not end within the wait."""
 
+
+def settled_horizon(engine: Engine, dataset: Dataset, *, wait_s: float) -> int | None:
+    """The highest id an export of ``dataset`` may reach now (module docstring); None: no limit.
+
+    On PostgreSQL, waits up to ``wait_s`` seconds for the transactions writing to the dataset's
+    table when called, and raises ``WritersStillOpen`` if some are still open then.
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    table = dataset.select()[1].table.name
+    with engine.connect() as conn:
+        drawn = _last_drawn_id(conn, table) if dataset.by_time is None else None
+        writers = _writers(conn, table)  # after the sequence: whoever drew an id read above is listed
+        conn.rollback()  # hold nothing while waiting
+        _wait_until_ended(conn, writers, wait_s, table)
+    return drawn
+
+
+def _last_drawn_id(conn: Connection, table: str) -> int:
+    sequence = conn.execute(text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table}).scalar_one()
+    if sequence is None:
+        raise LookupError(f"{table}.id draws from no sequence: the export cannot bound what is in flight")
+    return conn.execute(text("SELECT coalesce(pg_sequence_last_value(CAST(:sequence AS regclass)), 0)"),
+                        {"sequence": sequence}).scalar_one()
+
+
+def _writers(conn: Connection, table: str) -> list[str]:
+    """Virtual ids of the other transactions that may be inserting into ``table`` (pg_locks is not MVCC)."""
+    return list(conn.execute(text(
+        "SELECT DISTINCT virtualtransaction FROM pg_locks WHERE locktype = 'relation' "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND relation = to_regclass(:table) AND mode = 'RowExclusiveLock' "
+        "AND pid IS DISTINCT FROM pg_backend_pid()"), {"table": table}).scalars())
+
+
+def _wait_until_ended(conn: Connection, transactions: list[str], wait_s: float, table: str) -> None:
+    deadline = time.monotonic() + wait_s
+    while transactions:
+        time.sleep(0.05)
+        transactions = list(conn.execute(text(  # a transaction holds locks until it ends
+            "SELECT DISTINCT virtualtransaction FROM pg_locks WHERE virtualtransaction = ANY(:ids)"),
+            {"ids": transactions}).scalars())
+        conn.rollback()
+        if transactions and time.monotonic() >= deadline:
+            raise WritersStillOpen(f"{len(transactions)} transaction(s) still writing to {table}")
+
+
+def export_dataset(engine: Engine, lake: Path, dataset: Dataset, *, chunk_rows: int = CHUNK_ROWS,
+                   writer_wait_s: float | None = None, progress: Callable[[int], None] = lambda n: None,
+                   after_files: Callable[[], None] = lambda: None) -> ExportResult:
+    """Export every settled row after the dataset's watermark, chunk by chunk; returns what was written.
+
+    ``writer_wait_s``: how long to wait for open writers on PostgreSQL (default: warehouse.toml).
     ``after_files`` runs between writing a chunk's files and advancing the watermark (tests use it
     to simulate a crash at the worst moment).
     """
     result = ExportResult(dataset.name)
+    wait_s = config()["lake"]["writer_wait_s"] if writer_wait_s is None else writer_wait_s
+    try:
+        up_to = settled_horizon(engine, dataset, wait_s=wait_s)
+    except WritersStillOpen:
+        result.postponed = True
+        return result
     while True:
         with engine.connect() as conn:
             mark = watermark(conn, dataset.name)
-            rows = _chunk(conn, dataset, mark, chunk_rows)
+            rows = _chunk(conn, dataset, mark, chunk_rows, up_to)
         if not rows:
             return result
         stem = chunk_key(mark)
@@ -331,13 +427,14 @@ def _area_dimension(conn: Connection) -> pa.Table:
 
 
 def export(engine: Engine, lake: Path, names: list[str] | None = None, *, chunk_rows: int = CHUNK_ROWS,
+           writer_wait_s: float | None = None,
            progress: Callable[[str, int], None] = lambda name, n: None) -> list[ExportResult]:
     """Export every dataset (or ``names``) after its watermark, then refresh the dimensions."""
     lake = Path(lake)
     results = []
     for name in names or list(DATASETS):
         dataset = DATASETS[name]
-        results.append(export_dataset(engine, lake, dataset, chunk_rows=chunk_rows,
+        results.append(export_dataset(engine, lake, dataset, chunk_rows=chunk_rows, writer_wait_s=writer_wait_s,
                                       progress=lambda n, name=name: progress(name, n)))
     export_dimensions(engine, lake)
     return results
