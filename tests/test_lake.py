@@ -127,6 +127,25 @@ def test_a_lower_id_committed_late_still_reaches_the_lake_once(engine, tmp_path)
 
 
 @pytest.mark.parametrize("db_url", ON_POSTGRES, indirect=True)
+def test_the_export_command_says_which_datasets_wait_for_open_writers(engine, db_url, tmp_path, monkeypatch):
+    with engine.begin() as conn:
+        stream = make_stream(conn)
+    settings = lake.config()
+    monkeypatch.setattr(lake, "config", lambda: {**settings, "lake": {"writer_wait_s": 0.2}})
+    monkeypatch.setenv("COLUMNS", "200")
+    importer = engine.connect()
+    try:
+        add_readings(importer, stream, T0, [1.0])  # an import still writing
+        result = CliRunner().invoke(app, ["lake", "export", "--database-url", db_url, "--lake", str(tmp_path)])
+    finally:
+        importer.rollback()
+        importer.close()
+    assert result.exit_code == 0, result.output
+    line = next(row for row in result.output.splitlines() if "observations" in row and "│" in row)
+    assert "postponed" in line
+
+
+@pytest.mark.parametrize("db_url", ON_POSTGRES, indirect=True)
 def test_an_export_waits_for_a_writer_about_to_commit(engine, tmp_path):
     with engine.begin() as conn:
         stream = make_stream(conn)

@@ -45,9 +45,11 @@ def export(database_url: DatabaseUrl = None, lake: LakeDir = None) -> None:
         results = lakes.export(engine, folder, progress=lambda name, n: progress.advance(tasks[name], n))
         for name, task in tasks.items():
             progress.update(task, completed=todo[name] or 1)
-    table = Table("dataset 데이터셋", "rows 행", "files 파일")
+    table = Table("dataset 데이터셋", "rows 행", "files 파일", "note 비고")
     for r in results:
-        table.add_row(r.dataset, str(r.rows), str(r.files))
+        # Writers still open on PostgreSQL: their rows wait for the next export (lake.py docstring).
+        note = "postponed 연기: writers still open 쓰기 진행 중" if r.postponed else ""
+        table.add_row(r.dataset, str(r.rows), str(r.files), note)
     console.print(table)
     console.print(f"lake 레이크: {folder.resolve()}")
 
