@@ -220,10 +220,18 @@ def test_han_river_file_without_gauge_columns_is_refused(engine, tmp_path):
 # ── Haechi's own observation CSV (the benchmark's format) ──────────────────────────────
 
 
-def test_observation_csv_names_datastreams_and_refuses_unknown_ones(engine, tmp_path):
+def kma_stream(engine, property_code: str | None = None) -> int:
+    """A datastream made by importing the KMA sample (its first, or the first of ``property_code``)."""
     run(engine, "kma-asos", "kma_asos_hourly.csv")
+    query = select(datastreams.c.id).join(observed_properties).order_by(datastreams.c.id)
+    if property_code:
+        query = query.where(observed_properties.c.code == property_code)
     with engine.connect() as conn:
-        stream = conn.execute(select(datastreams.c.id).order_by(datastreams.c.id)).scalars().first()
+        return conn.execute(query).scalars().first()
+
+
+def test_observation_csv_names_datastreams_and_refuses_unknown_ones(engine, tmp_path):
+    stream = kma_stream(engine)
     path = tmp_path / "obs.csv"
     path.write_text("datastream_id,phenomenon_time,result\n"
                     f"{stream},2021-01-01T00:00:00+09:00,1.5\n{stream},2021-01-01T00:10:00Z,1.7\n"
@@ -236,9 +244,7 @@ def test_observation_csv_names_datastreams_and_refuses_unknown_ones(engine, tmp_
 
 
 def test_a_row_without_any_value_is_refused_not_counted_as_accepted(engine, tmp_path):
-    run(engine, "kma-asos", "kma_asos_hourly.csv")
-    with engine.connect() as conn:
-        stream = conn.execute(select(datastreams.c.id).order_by(datastreams.c.id)).scalars().first()
+    stream = kma_stream(engine)
     path = tmp_path / "blank.csv"
     path.write_text("datastream_id,phenomenon_time,result\n"
                     f"{stream},2021-02-01T00:00:00Z,1.5\n{stream},2021-02-01T01:00:00Z,\n", encoding="utf-8")
@@ -250,10 +256,7 @@ def test_a_row_without_any_value_is_refused_not_counted_as_accepted(engine, tmp_
 
 def test_a_long_file_is_stored_whole_with_each_reading_flag_and_reason(engine, tmp_path):
     """More rows than one INSERT carries, and several blocks read ahead, with a bad value and a spike."""
-    run(engine, "kma-asos", "kma_asos_hourly.csv")
-    with engine.connect() as conn:
-        stream = conn.execute(select(datastreams.c.id).join(observed_properties).where(
-            observed_properties.c.code == "air_temperature").order_by(datastreams.c.id)).scalars().first()
+    stream = kma_stream(engine, "air_temperature")
     values = [10 + (i % 7) / 10 for i in range(2500)]
     values[1200] = 99.0  # beyond the catalogue's 50 °C: bad
     values[1800] += 35  # 35 °C in 10 minutes, over 3 °C per minute: a spike

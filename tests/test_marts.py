@@ -150,25 +150,26 @@ def test_incremental_refreshes_build_the_same_marts_as_a_full_rebuild(seeded, tm
     assert full == incremental
 
 
-def test_a_full_rebuild_drops_days_gone_from_the_lake(seeded):
-    engine, folder, (a, _, _) = seeded
-    with engine.begin() as conn:
-        add_readings(conn, a, H0 + timedelta(days=1), [9.0])
-    lake.export(engine, folder)
-    marts.refresh(folder)
-    shutil.rmtree(folder / "observations" / "date=2020-08-07")  # the day is withdrawn from the lake
-    assert marts.refresh(folder, full=True).dates == ["2020-08-06"]
-    for name in ("station_hourly", "station_daily", "district_daily", "quality_daily"):
-        assert _rows(folder, f"SELECT DISTINCT date FROM mart_{name}") == [{"date": date(2020, 8, 6)}]
-
-
-def test_an_incremental_refresh_drops_a_day_gone_from_the_lake(seeded):
+def _withdraw_a_day(seeded):
+    """The lake and marts with a reading on 2020-08-07, then that day withdrawn from the lake."""
     engine, folder, (a, _, _) = seeded
     with engine.begin() as conn:
         add_readings(conn, a, H0 + timedelta(days=1), [9.0])
     lake.export(engine, folder)
     marts.refresh(folder)
     shutil.rmtree(folder / "observations" / "date=2020-08-07")
+    return folder
+
+
+def test_a_full_rebuild_drops_days_gone_from_the_lake(seeded):
+    folder = _withdraw_a_day(seeded)
+    assert marts.refresh(folder, full=True).dates == ["2020-08-06"]
+    for name in ("station_hourly", "station_daily", "district_daily", "quality_daily"):
+        assert _rows(folder, f"SELECT DISTINCT date FROM mart_{name}") == [{"date": date(2020, 8, 6)}]
+
+
+def test_an_incremental_refresh_drops_a_day_gone_from_the_lake(seeded):
+    folder = _withdraw_a_day(seeded)
     assert marts.refresh(folder).dates == ["2020-08-07"]  # only the day that went
     assert _rows(folder, "SELECT DISTINCT date FROM mart_station_hourly") == [{"date": date(2020, 8, 6)}]
 
