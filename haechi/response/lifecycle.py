@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
+import networkx as nx
 
 from haechi.core.errors import Conflict, InvalidInput
 
@@ -25,24 +25,13 @@ def is_final(lifecycle: str, state: str) -> bool:
 def path(lifecycle: str, start: str, goal: str) -> tuple[str, ...]:
     """The fewest allowed steps from ``start`` to ``goal`` (the states after ``start``); () if none.
 
-    Breadth-first over the table, so a unit released from ``on_scene`` goes ``returning`` then
-    ``available``, exactly as an operator would have to move it.
+    So a unit released from ``on_scene`` goes ``returning`` then ``available``, exactly as an
+    operator would have to move it.
     """
-    table = transitions(lifecycle)
-    came_from = {start: start}
-    queue = deque([start])
-    while queue and goal not in came_from:
-        state = queue.popleft()
-        for following in table.get(state, ()):
-            if following not in came_from:
-                came_from[following] = state
-                queue.append(following)
-    if goal not in came_from or goal == start:
+    graph = nx.DiGraph([(state, following) for state, nexts in transitions(lifecycle).items() for following in nexts])
+    if start == goal or start not in graph or goal not in graph or not nx.has_path(graph, start, goal):
         return ()
-    steps = [goal]
-    while came_from[steps[-1]] != start:
-        steps.append(came_from[steps[-1]])
-    return tuple(reversed(steps))
+    return tuple(nx.shortest_path(graph, start, goal)[1:])
 
 
 def check(lifecycle: str, current: str, wanted: str, *, field: str = "body.status") -> None:
