@@ -15,8 +15,10 @@ test: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/haechi serve --load-city seoul
 
+# Style and line length (ruff), then the floors of the house (import-linter, contracts in pyproject.toml).
 lint: $(STAMP)
-	$(BIN)/ruff check haechi tests benchmarks
+	$(BIN)/ruff check haechi tests benchmarks tools
+	$(BIN)/lint-imports
 
 # Reinstall whenever pyproject.toml changes (the stamp carries its checksum).
 $(STAMP): pyproject.toml package-lock.json

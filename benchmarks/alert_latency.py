@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import fresh_db, make_streams, observations, start_server
 from benchmarks.ingest_mqtt import BROKER, messages_for, publish, start_broker, stored
 from haechi.cities.load import load_city
+from haechi.model.events import ALERT_SENT
 from haechi.store import sensing
 
 GAUGE = "Hangang Bridge water level"
@@ -85,7 +86,7 @@ def await_alert(events: queue.Queue, msg_type: str) -> float:
     deadline = time.perf_counter() + WAIT_S
     while True:
         arrived, name, kind = events.get(timeout=max(0.001, deadline - time.perf_counter()))
-        if name == "alert.sent" and kind == msg_type:
+        if name == ALERT_SENT and kind == msg_type:
             return arrived
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine, insert
 
-from haechi.ingest.provision import save_catalogue
+from haechi.cities.provision import save_catalogue
 from haechi.store import open_db
 from haechi.store.schema import datastreams, sensors, things
 

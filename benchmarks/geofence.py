@@ -38,6 +38,7 @@ from haechi.care.reports import Position
 from haechi.care.rules import rules
 from haechi.care.service import CareService
 from haechi.core.clock import utcnow
+from haechi.model.events import CARE_ALERT
 from haechi.store.schema import (
     care_consents,
     care_devices,
@@ -179,7 +180,8 @@ def run_interleaved(n: int, batch: int, rounds: int) -> dict:
 def seed_db(engine, zones, n: int) -> dict[int, str]:
     now = utcnow()
     with engine.begin() as conn:
-        gid = conn.execute(insert(care_guardians).values(name="bench", language="ko", created_at=now)).inserted_primary_key[0]
+        gid = conn.execute(insert(care_guardians).values(name="bench", language="ko",
+                                                         created_at=now)).inserted_primary_key[0]
         conn.execute(insert(care_wards), [{"id": w, "kind": "child", "alias": f"w{w}", "created_at": now}
                                           for w in range(1, n + 1)])
         conn.execute(insert(care_ward_guardians), [{"ward_id": w, "guardian_id": gid} for w in range(1, n + 1)])
@@ -213,7 +215,7 @@ def run_service(n: int, seconds: float, folder: Path) -> dict:
         async def on_alert(event):
             received[event.data["alert_id"]] = loop.time()
 
-        bus.subscribe("care.alert", on_alert)
+        bus.subscribe(CARE_ALERT, on_alert)
         wards = order + 1
         arrival_of = {}
 

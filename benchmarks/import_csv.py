@@ -106,7 +106,8 @@ def main() -> None:
                 ours.append(timed(once))
         assert outcome.rows_accepted == args.rows and outcome.observations_stored == args.rows, outcome
         duck_rate, our_rate = args.rows / median(duck), args.rows / median(ours)
-        print(f"DuckDB read_csv (parse only):           {duck_rate:>12,.0f} rows/s  (median of 3, {median(duck):.2f} s)")
+        print(f"DuckDB read_csv (parse only):           {duck_rate:>12,.0f} rows/s  (median of 3, "
+              f"{median(duck):.2f} s)")
         print(f"haechi import (validate, QC, store):    {our_rate:>12,.0f} rows/s  (median of {args.repeat}, "
               f"{median(ours):.2f} s)")
         waited = median(ours) - outcome.store_seconds  # of the last run (one run unless --repeat)

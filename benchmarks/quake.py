@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import median
 from haechi.predict import quake
 
-STRUCTURES = ["철근콘크리트구조", "철근콘크리트벽식구조", "조적구조", "철골구조", "철골철근콘크리트구조", "목구조", "보강조적구조"]
+STRUCTURES = ["철근콘크리트구조", "철근콘크리트벽식구조", "조적구조", "철골구조", "철골철근콘크리트구조", "목구조",
+              "보강조적구조"]
 SHARES = [0.35, 0.25, 0.2, 0.1, 0.04, 0.03, 0.03]
 
 
@@ -58,18 +59,21 @@ def loop(b: quake.Buildings, s: quake.QuakeScenario, rows: range) -> list[list[f
     out = []
     for i in rows:
         p1, p2 = math.radians(s.lat), math.radians(b.lat[i])
-        a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(b.lon[i] - s.lon) / 2) ** 2
+        a = (math.sin((p2 - p1) / 2) ** 2
+             + math.cos(p1) * math.cos(p2) * math.sin(math.radians(b.lon[i] - s.lon) / 2) ** 2)
         rjb = max(2 * quake.EARTH_RADIUS_KM * math.asin(math.sqrt(min(a, 1.0))) - half, 0.0)
         r = math.sqrt(rjb * rjb + c["h"] ** 2)
         pga = math.exp(f_m + (c["c1"] + c["c2"] * (s.magnitude - 4.5)) * math.log(r) + c["c3"] * (r - 1.0))
         floors = max(int(b.floors[i]), 1)
         level = levels.index(cfg["korean_code"]["fallback_level"])
         for era in eras:
-            if b.year[i] >= era["from_year"] and (floors >= era["min_floors"] or b.floor_area_m2[i] >= era["min_floor_area_m2"]):
+            if b.year[i] >= era["from_year"] and (floors >= era["min_floors"]
+                                                  or b.floor_area_m2[i] >= era["min_floor_area_m2"]):
                 level = levels.index(era["level"])
                 break
         family = frag.families[b.family[i]]
-        h = next(k for k, (_, upper, _) in enumerate(heights[family]) if floors <= upper or k == len(heights[family]) - 1)
+        h = next(k for k, (_, upper, _) in enumerate(heights[family])
+                 if floors <= upper or k == len(heights[family]) - 1)
         cls = frag.lookup[b.family[i], h, level]
         exceed = [0.5 * (1 + math.erf(math.log(pga / frag.medians[cls, k]) / frag.betas[cls] / math.sqrt(2)))
                   for k in range(4)]

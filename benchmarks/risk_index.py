@@ -51,7 +51,8 @@ def loop(method, values: np.ndarray) -> list[float]:
             share = (row[j] - lo) / (hi - lo)
             share = 1 - share if indicator.direction < 0 else share
             total, mass = dims.get(indicator.dimension, [0.0, 0.0])
-            dims[indicator.dimension] = [total + indicator.weight * (low + (high - low) * share), mass + indicator.weight]
+            dims[indicator.dimension] = [total + indicator.weight * (low + (high - low) * share),
+                                         mass + indicator.weight]
         weights = {d: w for d, w in method.dimensions.items() if any(s and method.indicators[j].dimension == d
                                                                      for j, s in enumerate(spans))}
         if any(d not in dims for d in weights):

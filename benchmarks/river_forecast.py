@@ -25,7 +25,8 @@ NAMES = {"1018662": "Cheongdam 청담대교", "1018680": "Jamsu 잠수교", "101
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("source", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared/data/han-river-gauges"))
+    parser.add_argument("source", nargs="?",
+                        default=str(Path(__file__).resolve().parents[2] / "shared/data/han-river-gauges"))
     parser.add_argument("--refit", action="store_true")
     args = parser.parse_args()
     source = Path(args.source)
@@ -35,7 +36,8 @@ def main() -> None:
     if args.refit:
         started = time.perf_counter()
         model = river.fit([river.read_year(source, y) for y in river.TRAIN_YEARS])
-        print(f"refit on {river.TRAIN_YEARS.start}–{river.TRAIN_YEARS.stop - 1} in {time.perf_counter() - started:.1f} s")
+        print(f"refit on {river.TRAIN_YEARS.start}–{river.TRAIN_YEARS.stop - 1} in "
+              f"{time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
     scores = river.backtest(model, [river.read_year(source, y) for y in river.TEST_YEARS])
     print(f"held-out {'–'.join(map(str, river.TEST_YEARS))} (May–Oct, 10-minute steps), evaluated in "

@@ -104,7 +104,8 @@ def bench_routes(graph: RoadGraph, router: Router, reference: nx.DiGraph, querie
 
 
 def random_closure(graph: RoadGraph, rng: np.random.Generator, km: float = 2.0) -> hazards.Zone:
-    lon, lat = float(rng.uniform(graph.lon.min(), graph.lon.max())), float(rng.uniform(graph.lat.min(), graph.lat.max()))
+    lon, lat = (float(rng.uniform(graph.lon.min(), graph.lon.max())),
+                float(rng.uniform(graph.lat.min(), graph.lat.max())))
     d_lat, d_lon = km / 111.2 / 2, km / 88.2 / 2
     return hazards.Zone("closure", 1, "bench", "closed", 1.0, box(lon - d_lon, lat - d_lat, lon + d_lon, lat + d_lat))
 
@@ -175,7 +176,8 @@ def bench_coverage(graph: RoadGraph, router: Router, runs: int) -> None:
     print(f"  ours (covered nodes + {len(stations)} isochrones + uncovered layer): median {ms(statistics.median(ours))}"
           f" wall | {ms(statistics.median(ours_cpu))} CPU")
     print(f"  networkx per-station cutoff Dijkstra (covered nodes only): {ms(baseline)} ;"
-          f" same covered nodes: {reached == set(np.flatnonzero(covered).tolist())} ; covered share {covered.mean():.1%}")
+          f" same covered nodes: {reached == set(np.flatnonzero(covered).tolist())} ;"
+          f" covered share {covered.mean():.1%}")
 
 
 def main() -> None:
@@ -191,10 +193,12 @@ def main() -> None:
     t = time.perf_counter()
     graph = RoadGraph.load(args.graph) if args.graph else grid_graph(args.side)
     print(f"graph: {graph.node_count:,} nodes, {graph.arc_count:,} arcs ({graph.arc_count // 2:,} two-way edges) — "
-          f"{'SYNTHETIC ' if graph.synthetic else ''}{graph.meta.get('source')} ; built in {time.perf_counter() - t:.2f} s")
+          f"{'SYNTHETIC ' if graph.synthetic else ''}{graph.meta.get('source')} ;"
+          f" built in {time.perf_counter() - t:.2f} s")
     t = time.perf_counter()
     landmarks = choose_landmarks(graph)
-    print(f"landmarks ({landmarks.to_nodes.shape[0]}): {time.perf_counter() - t:.2f} s once per graph (cached by `roads import`)")
+    print(f"landmarks ({landmarks.to_nodes.shape[0]}): {time.perf_counter() - t:.2f} s once per graph"
+          " (cached by `roads import`)")
     router = Router(graph, landmarks=landmarks)
     router.seconds(0, 1)  # compile (numba caches it on disk after the first run)
     t = time.perf_counter()

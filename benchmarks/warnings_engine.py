@@ -6,7 +6,7 @@ sums), and 10-minute water levels at river gauges, half of them at the two gauge
 stages. Values follow a seeded random walk with episodes that cross the thresholds, so warnings
 are issued, escalated and lifted along the way. Observations are pre-built
 ``(stream_id, time, value, quality)`` tuples in arrival (time) order; only the loop of
-``Engine.observe`` calls is timed, on a fresh engine each run.
+``RuleEngine.observe`` calls is timed, on a fresh engine each run.
 
 Baseline, same observations, same run: a loop that does only a dict lookup of the stream's
 threshold and one float comparison per observation.
@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import T0, median
 from haechi.warnings.criteria import load_criteria
-from haechi.warnings.engine import Engine, StreamInfo
+from haechi.warnings.engine import RuleEngine, StreamInfo
 
 STEP = timedelta(minutes=10)
 #: Gauges with flood stages in the criteria (Hangang Bridge, and the second staged Han River gauge).
@@ -111,7 +111,7 @@ def build_observations(infos: dict[int, StreamInfo], n: int, seed: int = 7) -> l
 
 
 def run_engine(criteria, infos: dict[int, StreamInfo], obs: list[tuple]) -> tuple[float, Counter]:
-    engine = Engine(criteria, infos.get)
+    engine = RuleEngine(criteria, infos.get)
     observe = engine.observe
     kinds: Counter = Counter()
     gc.collect()

@@ -8,18 +8,13 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from haechi.care.commands import care_app
-from haechi.clikit import DatabaseUrl, actor, console, fail, open_engine
+from haechi.core.clikit import DatabaseUrl, actor, console, fail
 from haechi.core.errors import HaechiError
 from haechi.core.settings import get_settings
-from haechi.imports.commands import import_app
 from haechi.model.access import Center, Role
-from haechi.reports import commands as report_commands
-from haechi.response.commands import incident_app, unit_app
-from haechi.risk.commands import risk_app
-from haechi.roads.commands import app as roads_app
+from haechi.runtime.parts import commands as capability_commands
 from haechi.simulation.commands import install as install_simulations
-from haechi.warehouse import commands as warehouse_commands
+from haechi.store import open_engine
 
 app = typer.Typer(help="Haechi — urban safety integrated platform (도시안전 통합플랫폼).", no_args_is_help=True)
 city_app = typer.Typer(help="City packs: boundaries, statistics and places (도시 데이터 팩).", no_args_is_help=True)
@@ -35,15 +30,8 @@ app.add_typer(alert_app, name="alert")
 simulate_app = typer.Typer(help="What-if simulations and simulated devices (가상 도시 시뮬레이션 · 가상 센서).", no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
 install_simulations(simulate_app)  # simulate quake|flood|heat|crowd: the virtual city (issue 5)
-app.add_typer(risk_app, name="risk")  # regional risk index (issue 5)
-app.add_typer(incident_app, name="incident")  # incidents of the three centers (issue 9)
-app.add_typer(unit_app, name="unit")  # 119 units (issue 9)
-app.add_typer(roads_app, name="roads")  # road graph, routing, evacuation, coverage (issue 9)
-app.add_typer(care_app, name="care")  # care for the vulnerable (issue 6)
-app.add_typer(import_app, name="import")  # linking existing systems (issue 7)
-app.add_typer(warehouse_commands.app, name="lake")  # the Parquet lake (issue 7)
-app.add_typer(warehouse_commands.mart_app, name="mart")  # data marts and patterns (issue 7)
-app.add_typer(report_commands.app, name="report")  # HTML and PDF reports (issue 7)
+for _name, _commands in capability_commands():  # risk, care, import, incident, unit, roads, lake, mart, report
+    app.add_typer(_commands, name=_name)
 
 _engine, _actor, _fail = open_engine, actor, fail
 
@@ -213,7 +201,7 @@ def deadletter_replay(
 ) -> None:
     """Send dead letters through the pipeline again; a letter is done once all of it is stored."""
     from haechi.ingest.pipeline import Pipeline
-    from haechi.ingest.replay import replay
+    from haechi.ingest.redeliver import redeliver
     from haechi.store import access, deadletters
 
     engine = _engine(database_url)
@@ -225,7 +213,7 @@ def deadletter_replay(
         except HaechiError as exc:
             raise _fail(exc) from exc
     pipeline = Pipeline(engine)
-    outcomes = [replay(pipeline, letter, payload) for letter in letters]
+    outcomes = [redeliver(pipeline, letter, payload) for letter in letters]
     for o in outcomes:
         mark = "[green]replayed[/green]" if o.replayed else "[yellow]still pending[/yellow]"
         console.print(f"{o.letter_id}: {mark} — {o.detail}")
@@ -250,15 +238,17 @@ def alert_issue(
     exercise: Annotated[bool, typer.Option("--exercise", help="A drill: CAP status Exercise.")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Issue (or update) a warning and its CAP alert by hand; channels pick it up from the server."""
-    from haechi.alerts import manual
+    """Issue (or update) a warning and its CAP alert by hand; the server's feeds show it at once."""
+    import asyncio
+
     from haechi.core.clock import utcnow
+    from haechi.warnings import manual
 
     try:
         request = manual.ManualAlert(hazard=hazard, level=level, area=area, value=value, languages=language,
                                      exercise=exercise)
-        alert = manual.issue(_engine(database_url), request, sender=get_settings().cap_sender, now=utcnow(),
-                             actor=_actor())
+        alert = asyncio.run(manual.issue(_engine(database_url), _no_bus(), request, sender=get_settings().cap_sender,
+                                         now=utcnow(), actor=_actor()))
     except HaechiError as exc:
         raise _fail(exc) from exc
     except ValueError as exc:  # pydantic: a malformed option
@@ -271,16 +261,29 @@ def alert_issue(
 @alert_app.command("cancel")
 def alert_cancel(warning_id: int, database_url: DatabaseUrl = None) -> None:
     """Cancel a warning in force (the all-clear)."""
-    from haechi.alerts import manual
+    import asyncio
+
     from haechi.core.clock import utcnow
+    from haechi.warnings import manual
 
     try:
-        alert = manual.cancel(_engine(database_url), warning_id, sender=get_settings().cap_sender, now=utcnow(),
-                              actor=_actor())
+        alert = asyncio.run(manual.cancel(_engine(database_url), _no_bus(), warning_id,
+                                          sender=get_settings().cap_sender, now=utcnow(), actor=_actor()))
     except HaechiError as exc:
         raise _fail(exc) from exc
     _audit("alert.cancel", alert, database_url)
     console.print(f"[green]Cancel[/green] {alert['identifier']}")
+
+
+def _no_bus():
+    """A bus of this process's own, heard by no one: the command runs outside the server, so the
+    ``warning.changed`` and ``alert.sent`` of an alert issued here reach none of its listeners. The
+    server's feeds and API show the alert at once (they read the DB); its situation rooms and care
+    service at their next reload or tick; its webhooks only with the refresher's next Update. Issue
+    through the API (``POST /api/v1/alerts``) for all of them to hear at once."""
+    from haechi.bus.memory import InProcessBus
+
+    return InProcessBus()
 
 
 def _audit(action: str, alert: dict, database_url: str | None = None) -> None:
@@ -300,7 +303,7 @@ def serve(
     load_city: Annotated[str | None, typer.Option("--load-city", help="Load this city pack first.")] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Run the Haechi server (API, docs, metrics)."""
+    """Run the Haechi server (API, docs, metrics) and the engine beside it (roles api + engine)."""
     import uvicorn
 
     from haechi.api.app import create_app
@@ -334,6 +337,35 @@ def worker(
         run(database_url or get_settings().database_url, url, batch=batch)
     except HaechiError as exc:
         raise _fail(exc) from exc
+
+
+@app.command("engine")
+def engine_(
+    bus_url: Annotated[str | None, typer.Option("--bus-url", envvar="HAECHI_BUS_URL",
+                                                help="nats://host:port of NATS with JetStream.")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run the engine alone, no HTTP: warnings, forecasts, care, deliveries, schedules (엔진).
+
+    Its events come and go over NATS, beside `haechi serve` and `haechi worker`s. Stops cleanly on
+    SIGTERM or Ctrl-C.
+    """
+    import asyncio
+    import logging
+
+    from haechi.runtime import Context, run_roles
+    from haechi.runtime import Role as ProcessRole
+    from haechi.runtime.parts import PARTS
+
+    settings = get_settings()
+    settings = settings.model_copy(update={"bus_url": bus_url or settings.bus_url})
+    if not settings.bus_url:
+        console.print("[yellow]no bus (--bus-url or HAECHI_BUS_URL)[/yellow]: only the schedules run; "
+                      "nothing reaches this engine from other processes")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    context = Context.of(_engine(database_url), settings, name="haechi-engine")
+    console.print("Haechi engine running (Ctrl-C stops)")
+    asyncio.run(run_roles(context, {ProcessRole.ENGINE}, PARTS))
 
 
 @app.command()
@@ -426,32 +458,32 @@ def simulate_sensors(
     """Publish realistic sensor streams for the loaded city's station datastreams (MQTT QoS 1 or HTTP)."""
     from rich.progress import SpinnerColumn
 
-    from haechi.ingest import simulate
+    from haechi.ingest import sensor_simulator
 
     if (mqtt_url is None) == (http_url is None):
         raise _fail(HaechiError("say where to publish: --mqtt-url or --http-url (one of them)"))
-    streams = simulate.load_streams(_engine(database_url))
-    if not any(simulate.simulated(s) for s in streams):
+    streams = sensor_simulator.load_streams(_engine(database_url))
+    if not any(sensor_simulator.simulated(s) for s in streams):
         raise _fail(HaechiError("no station datastreams to simulate; load a city pack first (haechi city load seoul)"))
-    publisher = (simulate.MqttPublisher(mqtt_url, topic_prefix=topic_prefix) if mqtt_url
-                 else simulate.HttpPublisher(http_url, token))
+    publisher = (sensor_simulator.MqttPublisher(mqtt_url, topic_prefix=topic_prefix) if mqtt_url
+                 else sensor_simulator.HttpPublisher(http_url, token))
     target = mqtt_url or http_url
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.completed:,.0f} sent · {task.fields[confirmed]:,} acknowledged · "
                           "{task.fields[backlog]:,} waiting · {task.fields[rate]:,.0f}/s"), TimeElapsedColumn())
-    count = sum(map(simulate.simulated, streams))
+    count = sum(map(sensor_simulator.simulated, streams))
     console.print(f"simulating {count} datastreams at {rate:g} observations/s → {target} (Ctrl-C stops)")
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("sensors", total=rate * duration if duration else None, confirmed=0, backlog=0, rate=0.0)
 
-        def show(p: simulate.Progress) -> None:
+        def show(p: sensor_simulator.Progress) -> None:
             bar.update(task, completed=p.sent, confirmed=p.confirmed, backlog=p.backlog,
                        rate=p.sent / p.elapsed_s if p.elapsed_s else 0.0)
 
         try:
-            done = simulate.run(streams, publisher, rate, duration=duration, seed=seed, speed=speed,
-                                on_progress=show)
-        except simulate.PublishRefused as exc:
+            done = sensor_simulator.run(streams, publisher, rate, duration=duration, seed=seed, speed=speed,
+                                        on_progress=show)
+        except sensor_simulator.PublishRefused as exc:
             raise _fail(HaechiError(str(exc))) from exc
     ending = "stopped" if done.interrupted else "done"
     console.print(f"[green]{ending}[/green]: {done.sent:,} observations sent, {done.confirmed:,} acknowledged "

@@ -7,6 +7,9 @@ that holds it. Nothing is lost when a worker dies: its un-acknowledged messages 
 to another worker after the consumer's ack wait, and writes are idempotent on (datastream,
 phenomenon time), so a message stored twice changes nothing. Messages that cannot be read go to
 the dead-letter store (with their reason and raw text) and are acknowledged after that commit.
+
+The worker is a role of the runtime (``haechi.runtime``): :class:`QueueWorker` is the service the
+sensing part runs in that role, and ``serve`` composes a process of that role alone.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,9 +27,12 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from haechi.bus.nats import EVENTS, EventStream, NatsBus, connect_nats
-from haechi.ingest.parse import Reading, Rejected
+from haechi.core.settings import Settings
 from haechi.ingest.pipeline import Pipeline, Report
 from haechi.ingest.queue import INGEST, IngestStream, decode_batch, worker_subscription
+from haechi.model.reading import Reading, Rejected
+from haechi.runtime import Context, Role, Runtime, stopped_by_signals
+from haechi.runtime.parts import PARTS
 from haechi.store import open_db
 
 log = logging.getLogger(__name__)
@@ -171,38 +176,85 @@ def in_write_order(items: Sequence[Reading | Rejected]) -> list[Reading | Reject
     return [*readings, *(i for i in items if isinstance(i, Rejected))]
 
 
-# ── start and stop ───────────────────────────────────────────────────────────────────────
+# ── the worker role in the runtime, and its process ────────────────────────────────────────
+
+
+class QueueWorker:
+    """The worker role's service: consume the ingest queue through ``pipeline`` until stopped.
+
+    Its own NATS connection carries the queue and, unless ``events`` is None, the pipeline's
+    ``observation.stored`` events. Stopping finishes and acknowledges the batch in hand first.
+    """
+
+    def __init__(self, pipeline: Pipeline, bus_url: str, *, batch: int = BATCH, stream: IngestStream = INGEST,
+                 events: EventStream | None = EVENTS) -> None:
+        self.pipeline, self.bus_url, self.batch, self.stream, self.events = pipeline, bus_url, batch, stream, events
+        self.worker: Worker | None = None
+        self._stop = asyncio.Event()
+        self._running: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self.nc = await connect_nats(self.bus_url, "haechi-worker")
+        try:
+            if self.events is not None:
+                self.pipeline.bus = NatsBus(self.nc, self.events, "haechi-worker")
+                await self.pipeline.bus.start()
+            await anyio.to_thread.run_sync(self.pipeline.warm)
+            self.subscription = await worker_subscription(self.nc.jetstream(), self.stream)
+        except BaseException:
+            await _disconnect(self.nc)
+            raise
+        self.worker = Worker(self.nc, self.subscription, self.pipeline, self.batch, self.stream.ack_wait_s)
+        log.info("worker consuming %s as %s into %s", self.stream.name, self.stream.durable,
+                 self.pipeline.engine.url.render_as_string(hide_password=True))
+        self._running = asyncio.create_task(self.worker.run(self._stop), name="queue-worker")
+
+    async def until(self, stop: asyncio.Event) -> None:
+        """Return when ``stop`` is set, or at once should the loop end by itself (a failure)."""
+        asked = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({asked, self._running}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            asked.cancel()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        try:
+            await self._running  # a failure of the loop is raised here
+            self.worker._log_totals(every_s=0)
+            await self.subscription.unsubscribe()  # whatever it still held un-acked is redelivered to the others
+        finally:
+            await _disconnect(self.nc)
+
+    @property
+    def totals(self) -> Totals:
+        return self.worker.totals if self.worker else Totals()
 
 
 async def serve(database_url: str, bus_url: str, *, batch: int = BATCH, stream: IngestStream = INGEST,
                 events: EventStream | None = EVENTS, stop: asyncio.Event | None = None) -> Totals:
-    """Run one worker until ``stop`` is set (or, when no ``stop`` is given, SIGTERM/SIGINT arrives).
+    """Run the worker role until ``stop`` is set (or, when no ``stop`` is given, SIGTERM/SIGINT arrives).
 
-    The batch in hand is finished and acknowledged first. ``events``: where the pipeline's ``observation.stored`` events go (None: not published).
+    The batch in hand is finished and acknowledged first. ``events``: where the pipeline's
+    ``observation.stored`` events go (None: not published).
     """
     engine = await anyio.to_thread.run_sync(open_db, database_url)
-    nc = await connect_nats(bus_url, "haechi-worker")
+    context = Context.of(engine, Settings(database_url=database_url, bus_url=bus_url), pipeline=Pipeline(engine),
+                         name="haechi-worker", options={"worker": {"batch": batch, "stream": stream, "events": events}})
     try:
-        bus = None
-        if events is not None:
-            bus = NatsBus(nc, events, "haechi-worker")
-            await bus.start()
-        pipeline = Pipeline(engine, bus=bus)
-        await anyio.to_thread.run_sync(pipeline.warm)
-        subscription = await worker_subscription(nc.jetstream(), stream)
-        worker = Worker(nc, subscription, pipeline, batch, stream.ack_wait_s)
-        log.info("worker consuming %s as %s into %s", stream.name, stream.durable,
-                 engine.url.render_as_string(hide_password=True))
-        if stop is not None:
-            await worker.run(stop)
-        else:
-            with _stopped_by_signals() as signalled:
-                await worker.run(signalled)
-        worker._log_totals(every_s=0)
-        await subscription.unsubscribe()  # whatever it still held un-acked is redelivered to the others
-        return worker.totals
+        runtime = Runtime(PARTS, {Role.WORKER}, context)
+        await runtime.start()
+        queue: QueueWorker = runtime["queue_worker"]
+        try:
+            if stop is not None:
+                await queue.until(stop)
+            else:
+                with stopped_by_signals() as signalled:
+                    await queue.until(signalled)
+        finally:
+            await runtime.stop()
+        return queue.totals
     finally:
-        await _disconnect(nc)
         engine.dispose()
 
 
@@ -212,19 +264,6 @@ async def _disconnect(nc: NatsClient) -> None:
         await nc.flush()
     with contextlib.suppress(Exception):
         await nc.close()
-
-
-@contextlib.contextmanager
-def _stopped_by_signals():
-    """An event set by SIGTERM or SIGINT (signal handlers need the main thread)."""
-    stop, loop = asyncio.Event(), asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        yield stop
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
 
 
 def run(database_url: str, bus_url: str, **options) -> Totals:

@@ -20,7 +20,7 @@ from shapely.geometry import box, mapping
 from test_channels_support import LOCAL_WEBHOOKS
 
 from haechi.bus.memory import InProcessBus
-from haechi.care import store
+from haechi.care import repository
 from haechi.care.mqtt import CareMqtt
 from haechi.care.service import CareService
 from haechi.core.clock import utcnow
@@ -58,22 +58,25 @@ def family(engine, *, kind: str = "child", alias: str = "민준", language: str 
     tag = uuid.uuid4().hex[:8]
     with engine.begin() as conn:
         token_id, token = create_token(conn, f"guardian-{tag}", "guardian")
-        guardian = store.add_guardian(conn, {"name": f"보호자-{tag}", "token_id": token_id, "language": language,
-                                             "needs": list(needs), "hazards": [], "webhook_url": webhook_url})
-        ward = store.add_ward(conn, {"kind": kind, "alias": alias, "area_code": area_code}, guardian["id"], "parent")
+        guardian = repository.add_guardian(conn, {"name": f"보호자-{tag}", "token_id": token_id, "language": language,
+                                                  "needs": list(needs), "hazards": [], "webhook_url": webhook_url})
+        ward = repository.add_ward(conn, {"kind": kind, "alias": alias, "area_code": area_code}, guardian["id"],
+                                   "parent")
         if consent:
-            store.add_consent(conn, ward["id"], {
-                "consented_by": "김보호", "relation": "parent", "purpose": "위치 확인", "granted_at": utcnow() - timedelta(days=2),
+            repository.add_consent(conn, ward["id"], {
+                "consented_by": "김보호", "relation": "parent", "purpose": "위치 확인",
+                "granted_at": utcnow() - timedelta(days=2),
                 "valid_until": utcnow() + timedelta(days=30), "recorded_by": "test"})
         refs = {}
         for device_kind in devices:
             ref = f"{device_kind}-{tag}"
-            store.add_device(conn, ward["id"], ref, device_kind)
+            repository.add_device(conn, ward["id"], ref, device_kind)
             refs[device_kind] = ref
         if zones:
-            store.add_zone(conn, ward["id"], {"kind": "school", "name": "해치초등학교", "geometry": mapping(SCHOOL),
-                                              "schedule": ALWAYS})
-            store.add_zone(conn, ward["id"], {"kind": "home", "name": "집", "geometry": mapping(HOME), "schedule": []})
+            repository.add_zone(conn, ward["id"], {"kind": "school", "name": "해치초등학교",
+                                                   "geometry": mapping(SCHOOL), "schedule": ALWAYS})
+            repository.add_zone(conn, ward["id"], {"kind": "home", "name": "집", "geometry": mapping(HOME),
+                                                   "schedule": []})
     return Family(guardian, token, ward, f"guardian-{tag}", refs)
 
 
@@ -110,7 +113,7 @@ class Running:
 
 def _get_alert(engine, alert_id: int) -> dict[str, Any]:
     with engine.begin() as conn:
-        return store.get_alert(conn, alert_id)
+        return repository.get_alert(conn, alert_id)
 
 
 @contextlib.asynccontextmanager

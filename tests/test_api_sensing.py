@@ -159,7 +159,8 @@ def test_the_anonymous_stream_carries_the_public_picture_only(sqlite_engine):
             [warning] = httpx.get(f"{server.url}/api/v1/warnings").json()
             seen = httpx.post(f"{server.url}/api/v1/warnings/{warning['id']}/acknowledge", headers=staff)
             assert seen.status_code == 200, seen.text  # the listeners stop on this event
-    assert [e for e, _ in anonymous.seen] == ["warning.acknowledged"]
-    assert [e for e, _ in resident.seen] == ["warning.acknowledged"]
-    assert [e for e, _ in operator.seen] == ["incident.changed", "warning.acknowledged"]
-    assert [e for e, _ in gangnam_office.seen] == ["warning.acknowledged"]  # another district's incident
+    assert [e for e, _ in anonymous.seen] == ["warning.changed", "warning.acknowledged"]
+    assert [e for e, _ in resident.seen] == ["warning.changed", "warning.acknowledged"]
+    assert [e for e, _ in operator.seen] == ["incident.changed", "warning.changed", "warning.acknowledged"]
+    assert [e for e, _ in gangnam_office.seen] == [  # not another district's incident
+        "warning.changed", "warning.acknowledged"]

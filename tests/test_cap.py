@@ -88,7 +88,8 @@ def test_json_round_trip_and_the_same_content_as_xml():
     assert data["references"][1] == "other@example.org,abc-1,2024-08-06T04:00:00+00:00"
     area = data["info"][0]["area"][0]
     assert area["polygon"] == ["37.5126,126.9572 37.519,126.9572 37.519,126.9688 37.5126,126.9688 37.5126,126.9572"]
-    assert area["circle"] == ["37.5159,126.963 1.5"] and area["geocode"] == [{"valueName": "KR-ADM", "value": "1117000000"}]
+    assert area["circle"] == ["37.5159,126.963 1.5"]
+    assert area["geocode"] == [{"valueName": "KR-ADM", "value": "1117000000"}]
 
 
 def test_json_is_plain_json():

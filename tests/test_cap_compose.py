@@ -12,7 +12,6 @@ import shapely
 
 from haechi.alerts.cap import CapInvalid, from_json, from_xml, to_json, to_xml, validate
 from haechi.alerts.compose import (
-    AreaFacts,
     compose,
     format_duration,
     format_number,
@@ -23,10 +22,11 @@ from haechi.alerts.compose import (
     to_json_with_guidance,
 )
 from haechi.alerts.messages import library
+from haechi.cities.targeting import AreaFacts
 from haechi.core.clock import KST
 from haechi.core.errors import InvalidInput
-from haechi.warnings.criteria import Criterion, load_criteria
-from haechi.warnings.engine import Change
+from haechi.model.hazards import Change, Criterion
+from haechi.warnings.criteria import load_criteria
 
 CRITERIA = load_criteria()
 LIB = library()

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from test_api_support import assert_problem, build_world
 from typer.testing import CliRunner
 
-from haechi.care import store
+from haechi.care import repository
 from haechi.cli import app as cli
 from haechi.core.clock import utcnow
 from haechi.store import deadletters, places
@@ -33,10 +33,11 @@ def bearer(token: str) -> dict[str, str]:
 
 def store_positions(engine, ward_id: int, device_ref: str, ages_h: list[float]) -> None:
     with engine.begin() as conn:
-        device = store.devices_by_ref(conn, [device_ref])[device_ref]
-        store.save_positions(conn, [{"ward_id": ward_id, "device_id": device["id"], "at": utcnow() - timedelta(hours=h),
-                                     "received_at": utcnow(), "lon": 127.03, "lat": 37.5 + h / 1000, "accuracy_m": 5.0}
-                                    for h in ages_h])
+        device = repository.devices_by_ref(conn, [device_ref])[device_ref]
+        repository.save_positions(conn, [{"ward_id": ward_id, "device_id": device["id"],
+                                          "at": utcnow() - timedelta(hours=h), "received_at": utcnow(),
+                                          "lon": 127.03, "lat": 37.5 + h / 1000, "accuracy_m": 5.0}
+                                         for h in ages_h])
 
 
 def test_a_guardian_registers_a_ward_only_with_consent(world):
@@ -55,7 +56,8 @@ def test_a_guardian_registers_a_ward_only_with_consent(world):
                                                          "consent": CONSENT}, headers=world.auth("guardian"))
     assert made.status_code == 201, made.text
     [consent] = made.json()["consents"]
-    assert (consent["consented_by"], consent["purpose"], consent["recorded_by"]) == ("김보호", "등하교 위치 확인", "guardian-1")
+    assert (consent["consented_by"], consent["purpose"], consent["recorded_by"]) == (
+        "김보호", "등하교 위치 확인", "guardian-1")
     ward = world.client.get(f"/api/v1/care/wards/{made.json()['id']}", headers=world.auth("guardian")).json()
     assert ward["consent_in_force"]
 
@@ -91,7 +93,8 @@ def test_a_guardian_cannot_read_another_wards_positions_and_the_attempt_is_logge
     assert_problem(world.client.get(f"/api/v1/care/wards/{theirs.ward['id']}/access-log",
                                     headers=bearer(mine.token)), 403)
     log = world.client.get(f"/api/v1/care/wards/{theirs.ward['id']}/access-log", headers=bearer(theirs.token)).json()
-    assert [(x["actor"], x["role"], x["action"]) for x in log] == [(mine.token_name, "guardian", "refused: read positions")]
+    assert [(x["actor"], x["role"], x["action"]) for x in log] == [
+        (mine.token_name, "guardian", "refused: read positions")]
 
 
 def test_an_operator_reads_positions_only_while_a_missing_person_incident_is_open(world):
@@ -118,8 +121,9 @@ def test_exports_contain_no_positions(world):
     f = family(world.engine)
     store_positions(world.engine, f.ward["id"], f.devices["tracker"], [0.1])
     with world.engine.begin() as conn:
-        store.add_alert(conn, {"ward_id": f.ward["id"], "kind": "sos", "at": utcnow(), "lon": 127.0301,
-                               "lat": 37.5123, "detail": {"to": {"guardians": [], "centers": [], "district": None}}})
+        repository.add_alert(conn, {"ward_id": f.ward["id"], "kind": "sos", "at": utcnow(), "lon": 127.0301,
+                                    "lat": 37.5123,
+                                    "detail": {"to": {"guardians": [], "centers": [], "district": None}}})
     exported = world.client.get(f"/api/v1/care/wards/{f.ward['id']}/export", headers=bearer(f.token))
     assert exported.status_code == 200
     body = exported.json()
@@ -156,7 +160,7 @@ def test_withdrawing_consent_over_http_refuses_later_reports(world):
     assert (response.json()["positions"], response.json()["refused"]) == (0, 1)
     with world.engine.begin() as conn:
         [letter] = deadletters.pending(conn, source="http:/api/v1/care")
-        assert store.positions(conn, f.ward["id"]) == []
+        assert repository.positions(conn, f.ward["id"]) == []
     assert letter["reason"] == "no consent" and "127.001" not in letter["payload"]
     consents = world.client.get(url, headers=bearer(f.token)).json()
     assert consents[0]["withdrawn_at"] is not None
@@ -202,8 +206,9 @@ def test_school_zones_are_public_geojson_and_parents_get_school_safety(world):
     assert_problem(world.client.get("/api/v1/care/school-zones?bbox=1,2,3"), 422, "query.bbox")
     f = family(world.engine, zones=False)
     with world.engine.begin() as conn:
-        store.add_zone(conn, f.ward["id"], {"kind": "school", "name": "역삼초등학교",
-                                            "geometry": mapping(box(127.030, 37.495, 127.032, 37.497)), "schedule": []})
+        repository.add_zone(conn, f.ward["id"], {"kind": "school", "name": "역삼초등학교",
+                                                 "geometry": mapping(box(127.030, 37.495, 127.032, 37.497)),
+                                                 "schedule": []})
     info = world.client.get(f"/api/v1/care/wards/{f.ward['id']}/school-safety", headers=bearer(f.token))
     assert info.status_code == 200, info.text
     [school] = info.json()["schools"]
@@ -224,18 +229,19 @@ def test_purge_removes_positions_and_activity_older_than_the_retention(world):
     f = family(world.engine, devices=("tracker", "door"))
     store_positions(world.engine, f.ward["id"], f.devices["tracker"], [30, 25, 1, 0.1])
     with world.engine.begin() as conn:
-        door = store.devices_by_ref(conn, [f.devices["door"]])[f.devices["door"]]
-        store.save_activity(conn, [{"ward_id": f.ward["id"], "device_id": door["id"], "at": utcnow() - timedelta(hours=h),
-                                    "kind": "door"} for h in (48, 2)])
-        old = store.add_alert(conn, {"ward_id": f.ward["id"], "kind": "dwell", "at": utcnow() - timedelta(hours=26),
-                                     "lon": 127.03, "lat": 37.53, "detail": {}})
+        door = repository.devices_by_ref(conn, [f.devices["door"]])[f.devices["door"]]
+        repository.save_activity(conn, [{"ward_id": f.ward["id"], "device_id": door["id"],
+                                         "at": utcnow() - timedelta(hours=h), "kind": "door"} for h in (48, 2)])
+        old = repository.add_alert(conn, {"ward_id": f.ward["id"], "kind": "dwell",
+                                          "at": utcnow() - timedelta(hours=26), "lon": 127.03, "lat": 37.53,
+                                          "detail": {}})
     removed = world.client.app.state.care.purge()
     assert (removed["positions"], removed["activity"], removed["alert_positions"]) == (2, 1, 1)
     assert counts(world.engine, f.ward["id"]) == (2, 1)
     with world.engine.begin() as conn:
-        ages = sorted(p["at"] for p in store.positions(conn, f.ward["id"]))
+        ages = sorted(p["at"] for p in repository.positions(conn, f.ward["id"]))
         assert all(utcnow() - at < timedelta(hours=24) for at in ages)
-        cleared = store.get_alert(conn, old["id"])
+        cleared = repository.get_alert(conn, old["id"])
     assert (cleared["lon"], cleared["lat"], cleared["kind"]) == (None, None, "dwell")
 
 

@@ -14,7 +14,7 @@ from conftest import LiveServer
 from paho.mqtt import publish
 
 from haechi.api.app import create_app
-from haechi.care import store
+from haechi.care import repository
 from haechi.core.clock import utcnow
 from haechi.core.settings import Settings
 from haechi.store.access import create_token
@@ -80,6 +80,6 @@ def test_an_sos_over_mqtt_reaches_the_guardian_and_cctv_streams_and_both_reads_a
     assert to_center["position"] == {"lon": 127.021, "lat": 37.511} and to_center["message"]["language"] == "ko"
     assert other.seen == []  # a 119 operator is not the CCTV safety center
     with engine.begin() as conn:
-        log = store.access_log(conn, f.ward["id"])
+        log = repository.access_log(conn, f.ward["id"])
     assert sorted((x["actor"], x["action"]) for x in log if x["action"] == "alert position streamed") == [
         ("cctv-op", "alert position streamed"), (f.token_name, "alert position streamed")]

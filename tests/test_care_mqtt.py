@@ -18,12 +18,13 @@ from shapely.geometry import LineString, box, mapping
 from sqlalchemy import func, select
 from test_api_support import AREAS
 
-from haechi.alerts.egress import WebhookPolicy
 from haechi.bus.memory import InProcessBus
-from haechi.care import store
+from haechi.care import repository
 from haechi.care.reports import WITHHELD, decode_message
 from haechi.care.service import CareService
 from haechi.core.clock import KST, utcnow
+from haechi.core.egress import WebhookPolicy
+from haechi.response import incidents
 from haechi.store import areas, deadletters
 from haechi.store import warnings as warning_store
 from haechi.store.schema import care_positions, observations
@@ -86,8 +87,8 @@ def test_leaving_the_safe_zone_alerts_the_guardian_in_their_language_by_webhook(
     assert count_positions(engine, f.ward["id"]) == 2
     with engine.begin() as conn:
         assert conn.execute(select(func.count()).select_from(observations)).scalar() == 0
-        assert store.get_alert(conn, alert["id"])["delivery"] == "delivered"
-        log = store.access_log(conn, f.ward["id"])
+        assert repository.get_alert(conn, alert["id"])["delivery"] == "delivered"
+        log = repository.access_log(conn, f.ward["id"])
     assert log[0]["action"] == "alert position sent by webhook" and log[0]["actor"] == f.guardian["name"]
 
 
@@ -107,14 +108,14 @@ def test_a_guardian_webhook_into_this_hosts_network_is_refused_and_the_refusal_l
     assert received == []
     assert _delivery(engine, alert["id"]) == "failed"
     with engine.begin() as conn:
-        [refusal] = [x for x in store.access_log(conn, f.ward["id"]) if x["action"].startswith("refused")]
+        [refusal] = [x for x in repository.access_log(conn, f.ward["id"]) if x["action"].startswith("refused")]
     assert (refusal["action"], refusal["actor"]) == ("refused: alert sent by webhook", f.guardian["name"])
     assert "localhost resolves to 127.0.0.1, a loopback address" in refusal["detail"]["error"]
 
 
 def _delivery(engine, alert_id: int) -> str | None:
     with engine.begin() as conn:
-        return store.get_alert(conn, alert_id)["delivery"]
+        return repository.get_alert(conn, alert_id)["delivery"]
 
 
 async def eventually(condition, what: str) -> None:
@@ -222,7 +223,7 @@ def test_a_guardian_who_chose_other_disaster_types_is_not_sent_hazard_alerts(sql
     async def scenario():
         f = family(engine)
         with engine.begin() as conn:
-            store.update_guardian(conn, f.guardian["id"], {"hazards": ["heat_wave"]})
+            repository.update_guardian(conn, f.guardian["id"], {"hazards": ["heat_wave"]})
         async with running(engine) as care:
             await care.send(f.devices["tracker"], "position", position(IN_GANGNAM))
             return await care.alert("hazard", f.ward["id"])
@@ -247,12 +248,14 @@ def test_a_missing_person_incident_starts_119_at_the_last_known_position(sqlite_
 
     f, incident = asyncio.run(scenario())
     assert incident["kind"] == "missing_person" and incident["center"] == "119" and incident["source"] == "care"
+    # care writes it through the shared incident records, yet it is one response's own rules accept
+    incidents._validate(**{k: incident[k] for k in ("kind", "lon", "lat", "title", "severity", "center", "source")})
     assert (incident["lon"], incident["lat"]) == pytest.approx((127.0304, 37.53))  # the last known position
     # the track stays in the care tables, where operators read it while the incident is open
     assert incident["detail"]["track_points"] == 5 and "lon" not in str(incident["detail"])
     with engine.begin() as conn:
-        assert store.open_incident_of(conn, f.ward["id"])["incident_id"] == incident["id"]
-        track = [p["lon"] for p in store.positions(conn, f.ward["id"], limit=10)]
+        assert repository.open_incident_of(conn, f.ward["id"])["incident_id"] == incident["id"]
+        track = [p["lon"] for p in repository.positions(conn, f.ward["id"], limit=10)]
     assert track == pytest.approx([127.0304, 127.0303, 127.0302, 127.0301, 127.03])  # newest first
 
 
@@ -281,8 +284,8 @@ def test_no_activity_raises_a_welfare_check_then_escalates_to_the_district_offic
     assert check["detail"]["tightened_by"] is None
     assert escalated["kind"] == "welfare_escalated" and escalated["detail"]["to"]["district"] == "11680"
     with engine.begin() as conn:
-        assert store.get_alert(conn, check["id"])["status"] == "escalated"
-        assert [e["alias"] for e in store.escalations(conn, "11680")] == ["김할머니"]
+        assert repository.get_alert(conn, check["id"])["status"] == "escalated"
+        assert [e["alias"] for e in repository.escalations(conn, "11680")] == ["김할머니"]
 
 
 def test_a_heat_wave_tightens_the_welfare_period_and_new_activity_answers_the_check(sqlite_engine):
@@ -303,7 +306,7 @@ def test_a_heat_wave_tightens_the_welfare_period_and_new_activity_answers_the_ch
     check = asyncio.run(scenario())
     assert check["detail"]["tightened_by"] == "heat_wave" and check["detail"]["period_h"] == 12
     with engine.begin() as conn:
-        assert store.get_alert(conn, check["id"])["status"] == "answered"
+        assert repository.get_alert(conn, check["id"])["status"] == "answered"
 
 
 # ── safe return home (service 18) ────────────────────────────────────────────────────────
@@ -317,9 +320,9 @@ def test_a_trip_home_alerts_contacts_and_the_cctv_center_then_ends_on_arrival(sq
     async def scenario():
         f = family(engine, kind="walker", alias="지은", zones=False)
         with engine.begin() as conn:
-            trip = store.start_trip(conn, f.ward["id"], {"route": mapping(ROUTE), "started_at": utcnow(),
-                                                         "expected_at": utcnow() + timedelta(minutes=20),
-                                                         "contacts": [f.guardian["id"]]})
+            trip = repository.start_trip(conn, f.ward["id"], {"route": mapping(ROUTE), "started_at": utcnow(),
+                                                              "expected_at": utcnow() + timedelta(minutes=20),
+                                                              "contacts": [f.guardian["id"]]})
         async with running(engine) as care:
             await care.service.add_trip(trip)
             tag = f.devices["tracker"]
@@ -341,7 +344,7 @@ def test_a_trip_home_alerts_contacts_and_the_cctv_center_then_ends_on_arrival(sq
     assert deviation["detail"]["off_route_m"] > 100 and stop["detail"]["minutes"] >= 5
     assert arrived["detail"]["to"]["centers"] == []
     with engine.begin() as conn:
-        assert store.get_trip(conn, trip["id"])["status"] == "arrived"
+        assert repository.get_trip(conn, trip["id"])["status"] == "arrived"
 
 
 def test_an_sos_reaches_the_guardian_and_the_cctv_center_with_the_live_position(sqlite_engine):
@@ -376,9 +379,10 @@ def test_a_hazard_near_the_school_at_school_hours_alerts_parents(sqlite_engine):
     async def scenario():
         f = family(engine, zones=False)
         with engine.begin() as conn:
-            store.add_zone(conn, f.ward["id"], {"kind": "school", "name": "역삼초등학교",
-                                                "geometry": mapping(box(127.03, 37.495, 127.032, 37.497)),
-                                                "schedule": [{"days": [0, 1, 2, 3, 4], "start": "08:30", "end": "15:00"}]})
+            repository.add_zone(conn, f.ward["id"], {"kind": "school", "name": "역삼초등학교",
+                                                     "geometry": mapping(box(127.03, 37.495, 127.032, 37.497)),
+                                                     "schedule": [{"days": [0, 1, 2, 3, 4], "start": "08:30",
+                                                                   "end": "15:00"}]})
         async with running(engine) as care:
             # A tracker report over MQTT on the way to school, then the school-hours check.
             await care.send(f.devices["tracker"], "position", position((127.031, 37.496)))
@@ -438,7 +442,7 @@ def test_withdrawn_consent_stops_tracking_at_once(sqlite_engine):
             await care.send(tag, "position", position(IN_SCHOOL))
             await care.handled(1)
             with engine.begin() as conn:
-                store.withdraw_consent(conn, f.ward["id"], utcnow())
+                repository.withdraw_consent(conn, f.ward["id"], utcnow())
             await care.service.forget(f.ward["id"])
             await care.send(tag, "position", position(OUTSIDE))  # would be a left_zone alert
             await care.send(tag, "sos", position(OUTSIDE))
@@ -462,7 +466,7 @@ def test_expired_consent_is_no_consent(sqlite_engine):
     async def scenario():
         f = family(engine, consent=False)
         with engine.begin() as conn:
-            store.add_consent(conn, f.ward["id"], {
+            repository.add_consent(conn, f.ward["id"], {
                 "consented_by": "본인", "relation": "self", "purpose": "위치 확인",
                 "granted_at": utcnow() - timedelta(days=10), "valid_until": utcnow() - timedelta(days=1),
                 "recorded_by": "test"})

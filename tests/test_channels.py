@@ -22,9 +22,9 @@ from test_channels_support import (
 
 from haechi.alerts import webhooks
 from haechi.alerts.channels import AlertDispatcher
-from haechi.alerts.egress import WebhookPolicy
 from haechi.bus.memory import InProcessBus
 from haechi.core.clock import utcnow
+from haechi.core.egress import WebhookPolicy
 from haechi.core.events import Event
 from haechi.store import alerting
 from haechi.store.schema import deliveries, subscriptions

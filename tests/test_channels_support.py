@@ -18,8 +18,8 @@ from xml.sax.saxutils import escape
 
 from sqlalchemy import Engine, insert
 
-from haechi.alerts.egress import WebhookPolicy
 from haechi.core.clock import utcnow
+from haechi.core.egress import WebhookPolicy
 from haechi.store.schema import alerts
 
 SENDER = "haechi@safety.seoul.go.kr"

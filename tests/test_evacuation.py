@@ -71,7 +71,8 @@ def test_evacuation_routes_from_outside_never_cross_a_hazard_area_when_a_way_rou
     graph = grid_graph(40)
     zone = box(126.95, 37.50, 127.00, 37.62)
     net = Network(graph, Router(graph).landmarks, [hazards.Zone("closure", 1, "flood", "closed", 1.0, zone)])
-    shelters = [evac.Shelter(1, "동쪽", None, 127.15, 37.56, 100, 0), evac.Shelter(2, "서쪽", None, 126.80, 37.56, 100, 0)]
+    shelters = [evac.Shelter(1, "동쪽", None, 127.15, 37.56, 100, 0),
+                evac.Shelter(2, "서쪽", None, 126.80, 37.56, 100, 0)]
     trees = evac.evacuation_trees(net, shelters)
     inside = np.zeros(graph.node_count, bool)
     inside[np.unique(np.concatenate([graph.tail[net.inside], graph.head[net.inside]]))] = True

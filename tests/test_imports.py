@@ -423,7 +423,7 @@ def test_vectorised_qc_flags_as_the_pipeline_does_for_spikes_bad_values_and_stuc
 
     from haechi.imports import bulk
     from haechi.ingest import qc
-    from haechi.ingest.catalogue import catalogue
+    from haechi.model.catalogue import catalogue
 
     start = int(utc(2020, 8, 1).timestamp())
     level = [3.0 + 0.01 * k for k in range(100)]

@@ -137,7 +137,8 @@ def test_a_url_is_downloaded_with_progress_then_imported(engine, file_server):
     seen = []
     outcome = run_import(engine, "airkorea", f"{file_server}/airkorea_final.csv", actor="test",
                          progress=lambda done, total: seen.append((done, total)))
-    assert (outcome.rows_accepted, outcome.encoding, outcome.source) == (5, "cp949", f"{file_server}/airkorea_final.csv")
+    assert (outcome.rows_accepted, outcome.encoding, outcome.source) == (
+        5, "cp949", f"{file_server}/airkorea_final.csv")
     size = (DATA / "airkorea_final.csv").stat().st_size
     assert (size, size) in seen  # the download reported its bytes
     with pytest.raises(InvalidInput, match="could not fetch"):

@@ -121,16 +121,18 @@ def test_handoff_moves_the_incident_between_queues_and_keeps_its_history(world):
     incident = new_incident(world, "op_cctv", kind="fire", title="CCTV 연기 감지")
     assert incident["center"] == "cctv"  # the caller's center owns what it opens
     queue = "/api/v1/incidents?center={}&status=open"
-    assert [i["id"] for i in world.client.get(queue.format("cctv"), headers=world.auth("operator")).json()] == [incident["id"]]
+    assert [i["id"] for i in world.client.get(queue.format("cctv"),
+                                              headers=world.auth("operator")).json()] == [incident["id"]]
     # The 119 center may not move an incident the CCTV center owns …
     assert_problem(post(world, f"/api/v1/incidents/{incident['id']}/status", {"status": "verified"}), 403)
     # … until the CCTV center hands it off.
-    handed = post(world, f"/api/v1/incidents/{incident['id']}/handoff", {"center": "119", "note": "연기 확인, 119 이관"},
-                  "op_cctv")
+    handed = post(world, f"/api/v1/incidents/{incident['id']}/handoff",
+                  {"center": "119", "note": "연기 확인, 119 이관"}, "op_cctv")
     assert handed.status_code == 200, handed.text
     assert handed.json()["center"] == "119"
     assert world.client.get(queue.format("cctv"), headers=world.auth("operator")).json() == []
-    assert [i["id"] for i in world.client.get(queue.format("119"), headers=world.auth("operator")).json()] == [incident["id"]]
+    assert [i["id"] for i in world.client.get(queue.format("119"),
+                                              headers=world.auth("operator")).json()] == [incident["id"]]
     assert post(world, f"/api/v1/incidents/{incident['id']}/status", {"status": "verified"}).status_code == 200
     history = world.client.get(f"/api/v1/incidents/{incident['id']}/history", headers=world.auth("operator")).json()
     assert [(e["action"], e["from_value"], e["to_value"], e["actor"]) for e in history] == [
@@ -212,6 +214,7 @@ def test_district_official_sees_only_incidents_in_their_area(world):
     outside = new_incident(world, lon=126.98, lat=37.59, title="종로 화재")
     seen = world.client.get("/api/v1/incidents", headers=world.auth("district_official")).json()
     assert [i["id"] for i in seen] == [inside["id"]]
-    assert world.client.get(f"/api/v1/incidents/{outside['id']}", headers=world.auth("district_official")).status_code == 403
+    assert world.client.get(f"/api/v1/incidents/{outside['id']}",
+                            headers=world.auth("district_official")).status_code == 403
     assert post(world, "/api/v1/incidents", {"kind": "fire", "lon": 127.0, "lat": 37.5, "title": "x"},
                 "district_official").status_code == 403

@@ -6,8 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from haechi.cli import app
-from haechi.response import commands, store
+from haechi.response import commands, repository
 from haechi.store import open_db, places
+from haechi.store.incidents import events_of, get_incident
 
 runner = CliRunner()
 
@@ -22,7 +23,8 @@ def run(db_url, *args):
 
 
 def test_incident_commands_open_move_hand_off_and_show(db_url):
-    opened = run(db_url, "incident", "open", "--kind", "fire", "--lon", "127.03", "--lat", "37.50", "--title", "역삼 화재")
+    opened = run(db_url, "incident", "open", "--kind", "fire", "--lon", "127.03", "--lat", "37.50",
+                 "--title", "역삼 화재")
     assert opened.exit_code == 0, opened.output
     assert "owned by 119" in opened.output  # the kind's usual center
     illegal = run(db_url, "incident", "move", "1", "contained")
@@ -39,16 +41,17 @@ def test_incident_commands_open_move_hand_off_and_show(db_url):
         assert word in shown.output
     engine = open_db(db_url)
     with engine.begin() as conn:
-        incident = store.get_incident(conn, 1)
+        incident = get_incident(conn, 1)
         assert (incident["status"], incident["center"]) == ("verified", "situation_room")
-        assert all(e["actor"].startswith("cli:") for e in store.events_of(conn, 1))
+        assert all(e["actor"].startswith("cli:") for e in events_of(conn, 1))
     engine.dispose()
 
 
 def test_unit_commands_add_list_and_refuse_illegal_moves(db_url):
     engine = open_db(db_url)
     with engine.begin() as conn:
-        places.save_places(conn, [{"kind": "fire_station", "ref": "F", "name_ko": "강남소방서", "lon": 127.05, "lat": 37.5}])
+        places.save_places(conn, [{"kind": "fire_station", "ref": "F", "name_ko": "강남소방서",
+                                   "lon": 127.05, "lat": 37.5}])
         station = places.list_places(conn, "fire_station")[0]["id"]
     engine.dispose()
     assert run(db_url, "unit", "add", "강남-펌프1", "--unit-type", "pumper", "--station", str(station)).exit_code == 0
@@ -65,7 +68,8 @@ def test_closing_an_incident_from_the_terminal_sends_its_unit_back(db_url):
 
     engine = open_db(db_url)
     with engine.begin() as conn:
-        places.save_places(conn, [{"kind": "fire_station", "ref": "F", "name_ko": "강남소방서", "lon": 127.05, "lat": 37.5}])
+        places.save_places(conn, [{"kind": "fire_station", "ref": "F", "name_ko": "강남소방서",
+                                   "lon": 127.05, "lat": 37.5}])
         station = places.list_places(conn, "fire_station")[0]["id"]
         unit = dispatch.add_unit(conn, call_sign="강남-펌프1", unit_type="pumper", station_place_id=station)
         fire = incidents.open_incident(conn, kind="fire", lon=127.03, lat=37.5, title="역삼 화재", actor="t")
@@ -74,5 +78,5 @@ def test_closing_an_incident_from_the_terminal_sends_its_unit_back(db_url):
     assert closed.exit_code == 0, closed.output
     assert "released (복귀): 강남-펌프1" in closed.output
     with engine.begin() as conn:
-        assert store.get_unit(conn, unit["id"])["status"] == "available"
+        assert repository.get_unit(conn, unit["id"])["status"] == "available"
     engine.dispose()

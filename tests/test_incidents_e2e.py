@@ -49,7 +49,8 @@ def test_smoke_to_arrival_over_http_with_the_live_stream(engine):
             seeing = httpx.get(f"{path}/surroundings", headers=auth("operator")).json()["cameras"]
             assert [c["ref"] for c in seeing] == ["GN-7"]
             assert httpx.post(f"{path}/status", headers=auth("cctv_op"), json={"status": "verified"}).status_code == 200
-            assert httpx.post(f"{path}/handoff", headers=auth("cctv_op"), json={"center": "119"}).json()["center"] == "119"
+            assert httpx.post(f"{path}/handoff", headers=auth("cctv_op"),
+                              json={"center": "119"}).json()["center"] == "119"
             best = httpx.get(f"{path}/recommendations", headers=auth("operator")).json()
             assert [u["call_sign"] for u in best["units"]] == ["강남-펌프1"]
             sent = httpx.post(f"{path}/dispatch", headers=auth("operator"), json={"unit_ids": [unit["id"]]}).json()
@@ -57,7 +58,8 @@ def test_smoke_to_arrival_over_http_with_the_live_stream(engine):
             arrived = httpx.post(f"{path}/dispatches/{dispatch['id']}/arrival", headers=auth("operator"), json={})
             assert arrived.json()["met_golden_time"] is True
             for status in ("contained", "closed"):
-                assert httpx.post(f"{path}/status", headers=auth("operator"), json={"status": status}).status_code == 200
+                assert httpx.post(f"{path}/status", headers=auth("operator"),
+                                  json={"status": status}).status_code == 200
             drone = httpx.post(f"{api}/drones", headers=auth("operator"), json={
                 "call_sign": "드론-1", "base_place_id": station}).json()
             telemetry = httpx.post(f"{api}/drones/{drone['id']}/telemetry", headers=auth("device"), json={

@@ -274,7 +274,8 @@ def test_response_times_against_the_golden_time(engine, tmp_path):
     t0 = datetime(2023, 3, 1, 1, tzinfo=UTC)
     with engine.begin() as conn:
         make_stream(conn)  # creates districts 11 and 11590
-        station = conn.execute(insert(places).values(kind="fire_station", ref="f1", name_ko="동작")).inserted_primary_key[0]
+        station = conn.execute(insert(places).values(kind="fire_station", ref="f1",
+                                                     name_ko="동작")).inserted_primary_key[0]
         unit = conn.execute(insert(fire_units).values(station_place_id=station, call_sign="P1", unit_type="pumper",
                                                       status="available")).inserted_primary_key[0]
         for i, (response_s, met) in enumerate([(240.0, True), (360.0, True), (600.0, False)]):

@@ -163,7 +163,7 @@ def test_exercise_marks_are_the_agreed_ones():
 
 def test_every_hazard_has_cap_settings():
     from haechi.alerts.cap import CATEGORIES, RESPONSE_TYPES
-    from haechi.warnings.criteria import duration
+    from haechi.model.hazards import duration
 
     for hazard, level in LEVELS:
         profile = LIB.hazard(hazard)["hazard"]

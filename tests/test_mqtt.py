@@ -27,6 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import create_engine
 
+from haechi.cities.provision import save_catalogue
 from haechi.ingest.mqtt import (
     MAX_PAYLOAD_BYTES,
     BrokerAddress,
@@ -36,9 +37,8 @@ from haechi.ingest.mqtt import (
     decode,
     observation_topic,
 )
-from haechi.ingest.parse import Reading, Rejected
 from haechi.ingest.pipeline import Pipeline
-from haechi.ingest.provision import save_catalogue
+from haechi.model.reading import Reading, Rejected
 from haechi.store import deadletters, sensing
 
 BROKER_HOST, BROKER_PORT = "127.0.0.1", 1883

@@ -26,11 +26,10 @@ from conftest import service_unavailable
 from sqlalchemy import text
 
 from haechi.bus.nats import BusUnavailable, EventStream, NatsBus, connect_nats
+from haechi.cities.provision import save_catalogue
 from haechi.core.clock import utcnow
 from haechi.core.events import Event
-from haechi.ingest.parse import Reading, Rejected
 from haechi.ingest.pipeline import Pipeline, Report
-from haechi.ingest.provision import save_catalogue
 from haechi.ingest.queue import (
     IngestQueue,
     IngestStream,
@@ -41,6 +40,7 @@ from haechi.ingest.queue import (
     source_kind,
     worker_subscription,
 )
+from haechi.model.reading import Reading, Rejected
 from haechi.store import deadletters, sensing
 from haechi.store.db import make_engine
 from haechi.worker import Worker, in_write_order, serve

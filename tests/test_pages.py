@@ -21,7 +21,8 @@ from haechi.store import access, sensing
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # HAECHI_UPDATE_SCREENSHOTS=1 refreshes the README's pictures; otherwise they go to a temporary folder.
-SCREENSHOTS = (Path(__file__).resolve().parents[1] / "docs" / "screenshots" if os.environ.get("HAECHI_UPDATE_SCREENSHOTS")
+SCREENSHOTS = (Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+               if os.environ.get("HAECHI_UPDATE_SCREENSHOTS")
                else Path(tempfile.gettempdir()) / "haechi-screenshots")
 SCENARIO_CSV = Path(__file__).resolve().parents[1] / "haechi" / "demo" / "scenarios" / "han-river-flood-2020.csv"
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
@@ -186,8 +187,8 @@ def test_an_operator_acknowledges_a_warning_and_reads_the_district_panel(browser
     assert "확인됨" in dust.inner_text()
     # every room hears of it over the live stream, and this room's timeline records it
     assert [d["acknowledged_by"] for kind, d in other_room.seen if kind == "warning.acknowledged"] == ["situation_room"]
-    page.wait_for_function("[...document.querySelectorAll('#timeline .timeline-item')].some(li => li.dataset.kind === 'ack')",
-                           timeout=10_000)
+    page.wait_for_function("[...document.querySelectorAll('#timeline .timeline-item')]"
+                           ".some(li => li.dataset.kind === 'ack')", timeout=10_000)
     warnings = httpx.get(f"{url}/api/v1/warnings").json()
     assert any(w["hazard"] == "fine_dust" and w["acknowledged_by"] == "situation_room" for w in warnings)
     assert _axe_serious(page) == []
@@ -233,8 +234,8 @@ def test_the_risk_index_colours_the_districts_for_an_operator(browser, city):
     assert page.input_value("#layer-select") == "warnings"
     page.fill("#f-token", tokens["operator"])
     page.select_option("#layer-select", "risk")
-    page.wait_for_function("[...document.querySelectorAll('#map [data-code]')].filter(e => e.dataset.value).length === 25",
-                           timeout=20_000)
+    page.wait_for_function("[...document.querySelectorAll('#map [data-code]')]"
+                           ".filter(e => e.dataset.value).length === 25", timeout=20_000)
     assert "위험도" in page.inner_text("#legend")
     assert _axe_serious(page) == []
     page.close()

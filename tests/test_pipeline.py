@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from haechi.bus.memory import InProcessBus
-from haechi.ingest.parse import Reading, Rejected
+from haechi.cities.provision import save_catalogue
 from haechi.ingest.pipeline import Pipeline
-from haechi.ingest.provision import save_catalogue
+from haechi.model.reading import Reading, Rejected
 from haechi.store import deadletters, sensing
 
 T0 = datetime(2020, 8, 6, 5, 0, tzinfo=UTC)

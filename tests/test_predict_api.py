@@ -41,15 +41,15 @@ def test_operators_run_the_river_model_and_staff_read_its_forecasts(engine):
 def test_flood_risk_now_from_observed_rain_plus_a_forecast_and_bad_input_kept(engine):
     from test_predict_flood import seed
 
-    from haechi.ingest.provision import provision_stations
+    from haechi.cities.provision import provision_stations
     from haechi.predict import live
     from haechi.store import deadletters, sensing
     from haechi.store import places as place_store
 
     with engine.begin() as conn:
         seed(conn)  # 역삼동 (paved, 110 mm/h target) and 개포동 (wooded), both in 강남구
-        place_store.save_places(conn, [{"kind": "weather_station", "ref": "400", "name_ko": "강남", "name_en": "Gangnam",
-                                        "area_code": "11680", "lon": 127.04, "lat": 37.51}])
+        place_store.save_places(conn, [{"kind": "weather_station", "ref": "400", "name_ko": "강남",
+                                        "name_en": "Gangnam", "area_code": "11680", "lon": 127.04, "lat": 37.51}])
         provision_stations(conn)
         rain = live.station_streams(conn, ("weather_station",), ("rainfall",))[("weather_station", "400", "rainfall")]
         t0 = datetime(2022, 8, 8, 11, 0, tzinfo=UTC)
@@ -65,7 +65,8 @@ def test_flood_risk_now_from_observed_rain_plus_a_forecast_and_bad_input_kept(en
     rows = {r["code"]: r for r in result["areas"]}
     assert rows["11680101"]["rain_mm"] == 132.0 and rows["11680101"]["risk"] in ("high", "severe")
     one_hour = live.flood_now(engine, hours=1)
-    assert one_hour["summary"]["observed_steps"] == 6 and one_hour["summary"]["observed_until"].startswith("2022-08-08T11:50")
+    assert (one_hour["summary"]["observed_steps"] == 6
+            and one_hour["summary"]["observed_until"].startswith("2022-08-08T11:50"))
     bad = client.post("/api/v1/predictions/flood", headers=headers, json={"forecast_mm": [5, -1]})
     assert bad.status_code == 422 and "forecast_mm" in bad.text
     with engine.connect() as conn:

@@ -82,7 +82,8 @@ def test_crowd_simulation_finds_when_an_alley_becomes_dangerous():
 def test_a_rising_crowd_forecast_warns_before_the_zone_is_dangerous(engine):
     """Observed densities stay below 4.7/m², but their trend says 10 minutes on they will not."""
     with engine.begin() as conn:
-        prop = conn.execute(select(observed_properties.c.id).where(observed_properties.c.code == "crowd_density")).scalar()
+        prop = conn.execute(select(observed_properties.c.id)
+                            .where(observed_properties.c.code == "crowd_density")).scalar()
         prop = prop or sensing.create_observed_property(conn, {
             "code": "crowd_density", "name": "Crowd density", "definition": "persons per m²"})
         place_store.save_places(conn, [{"kind": "cctv", "ref": "itaewon-1", "name_ko": "이태원 골목 CCTV",

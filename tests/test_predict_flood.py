@@ -19,7 +19,8 @@ from haechi.store.schema import observations, warnings
 
 
 def square(lon: float, lat: float, d: float = 0.01) -> dict:
-    return {"type": "Polygon", "coordinates": [[[lon, lat], [lon + d, lat], [lon + d, lat + d], [lon, lat + d], [lon, lat]]]}
+    return {"type": "Polygon",
+            "coordinates": [[[lon, lat], [lon + d, lat], [lon + d, lat + d], [lon, lat + d], [lon, lat]]]}
 
 
 # ── the published method, by hand ──

@@ -12,8 +12,9 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from haechi.bus.memory import InProcessBus
+from haechi.cities.provision import provision_stations
 from haechi.core.errors import InvalidInput
-from haechi.ingest.provision import provision_stations
+from haechi.model.apparent import apparent_temperature
 from haechi.predict import heat, live
 from haechi.predict.publish import announce
 from haechi.simulation.registry import kinds
@@ -21,13 +22,13 @@ from haechi.store import areas as area_store
 from haechi.store import places as place_store
 from haechi.store import warnings as warning_store
 from haechi.store.schema import observations, warnings
-from haechi.warnings.apparent import apparent_temperature
 from haechi.warnings.service import WarningService
 
 
 def test_apparent_temperature_is_the_warnings_engines_formula_element_wise():
     ta, rh = np.array([30.0, 33.0, 35.0]), np.array([60.0, 70.0, 50.0])
-    assert heat.apparent(ta, rh).tolist() == pytest.approx([apparent_temperature(t, r) for t, r in zip(ta, rh, strict=True)])
+    assert heat.apparent(ta, rh).tolist() == pytest.approx([apparent_temperature(t, r)
+                                                             for t, r in zip(ta, rh, strict=True)])
 
 
 def test_daily_maxima_and_the_kma_impact_forecast_steps():

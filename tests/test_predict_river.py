@@ -15,11 +15,11 @@ from lxml import etree
 from sqlalchemy import select
 
 from haechi.bus.memory import InProcessBus
+from haechi.cities.provision import provision_stations
 from haechi.core.clock import KST
 from haechi.core.errors import InvalidInput
-from haechi.ingest.parse import Reading
 from haechi.ingest.pipeline import Pipeline
-from haechi.ingest.provision import provision_stations
+from haechi.model.reading import Reading
 from haechi.predict import live, river
 from haechi.predict.auto import RiverForecaster
 from haechi.predict.publish import announce, forecast_stream, store_forecasts
@@ -157,7 +157,8 @@ def test_forecasts_are_stored_as_observations_of_their_own_datastreams(engine):
         assert set(made) == {"forecast_water_level_1h", "forecast_water_level_2h", "forecast_water_level_3h"}
         three = sensing.observations_of(conn, made["forecast_water_level_3h"])
         assert len(three) == 1 and three[0]["result"] >= 8.5 and three[0]["parameters"]["model"] == "river-arx"
-        assert sensing.get_datastream(conn, made["forecast_water_level_3h"])["properties"]["forecast_of"] == ids["level"]
+        assert (sensing.get_datastream(conn, made["forecast_water_level_3h"])["properties"]["forecast_of"]
+                == ids["level"])
     assert live.forecast_rivers(engine) == []  # the same forecast again is not stored twice
 
 
@@ -183,7 +184,8 @@ def test_a_forecast_crossing_the_flood_stage_issues_an_expected_to_exceed_warnin
     with engine.connect() as conn:
         assert max(o["result"] for o in sensing.observations_of(conn, ids["level"])) < 8.5  # not yet observed
         [warning] = warning_store.list_warnings(conn)
-        assert (warning["hazard"], warning["area_key"], warning["level"]) == ("river_flood", "gauge:1018683", "advisory")
+        assert (warning["hazard"], warning["area_key"], warning["level"]) == (
+            "river_flood", "gauge:1018683", "advisory")
         assert warning["criterion"]["property"].startswith("forecast_water_level_")
         assert warning["value"] >= 8.5
         alert = conn.execute(select(alerts).where(alerts.c.warning_id == warning["id"])).first()

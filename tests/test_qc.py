@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from haechi.ingest import qc
-from haechi.ingest.catalogue import catalogue
+from haechi.model.catalogue import catalogue
 
 LEVEL = catalogue()["water_level"].limits  # -5..30 m, 0.5 m/min, stuck after 72 readings
 T0 = datetime(2020, 8, 6, 5, 0, tzinfo=UTC)

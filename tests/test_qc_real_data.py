@@ -10,7 +10,7 @@ import pytest
 from conftest import SHARED_DATA
 
 from haechi.ingest import qc
-from haechi.ingest.catalogue import catalogue
+from haechi.model.catalogue import catalogue
 
 GAUGES = SHARED_DATA / "han-river-gauges"
 KST = timezone(timedelta(hours=9))

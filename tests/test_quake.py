@@ -210,7 +210,8 @@ PLACES = [
     building("b4", 127.06, 37.56, "초가", 1, 1970, "11110102"),  # unknown structure: left out, counted
     {"kind": "facility", "ref": "br1", "name_ko": "가교", "area_code": "11110101", "lon": 126.97, "lat": 37.52,
      "facility_type": "bridge", "structure_type": "PSC", "completion_year": 1985, "length_m": 800.0},
-    {"kind": "hospital", "ref": "h-near", "name_ko": "가까운 병원", "area_code": "11110101", "lon": 126.951, "lat": 37.551},
+    {"kind": "hospital", "ref": "h-near", "name_ko": "가까운 병원", "area_code": "11110101",
+     "lon": 126.951, "lat": 37.551},
     {"kind": "hospital", "ref": "h-far", "name_ko": "먼 병원", "area_code": "11110102", "lon": 127.09, "lat": 37.59},
     {"kind": "shelter", "ref": "s-west", "name_ko": "서쪽 운동장", "area_code": "11110101", "lon": 126.94, "lat": 37.55,
      "shelter_kind": "earthquake_outdoor", "capacity": 1},

@@ -169,7 +169,8 @@ def test_district_ranking_from_statistics_and_places(city):
     with city.connect() as conn:
         table = risk.assess(conn, "district", method=small_method())
     by_code = {r["code"]: r for r in table["areas"]}
-    assert by_code["11110"]["indicators"]["c1"] == pytest.approx(2 / 150_000 * 10_000, rel=1e-5)  # two shelters in Jongno
+    # two shelters in Jongno
+    assert by_code["11110"]["indicators"]["c1"] == pytest.approx(2 / 150_000 * 10_000, rel=1e-5)
     assert by_code["11680"]["indicators"]["v1"] == pytest.approx(80_000 / 540_000, rel=1e-5)
     assert [r["rank"] for r in table["areas"]] == [1, 2, 3]
     assert table["missing"] == []

@@ -95,7 +95,8 @@ def test_bad_positions_are_refused_naming_the_field(api, params, field):
 def test_a_closure_changes_the_route_until_it_is_lifted(api):
     before = api.route().json()["properties"]["seconds"]
     # a band across the whole city between the two: no way round, so no route at all
-    closure = api.post("/api/v1/roads/closures", {"reason": "싱크홀 통제", "geometry": square(126.7, 37.54, 127.2, 37.56)})
+    closure = api.post("/api/v1/roads/closures",
+                       {"reason": "싱크홀 통제", "geometry": square(126.7, 37.54, 127.2, 37.56)})
     assert closure.status_code == 201, closure.text
     assert_problem(api.route(), 404)
     assert api.get("/api/v1/roads/hazards").json()["features"][0]["properties"]["label"] == "싱크홀 통제"

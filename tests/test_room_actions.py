@@ -11,7 +11,8 @@ from haechi.store.schema import dead_letters
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # the signature is what is checked
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
-REPORT = {"kind": "flooding", "description": "도로가 잠겼어요 · the road is under water", "lon": 127.0276, "lat": 37.4979}
+REPORT = {"kind": "flooding", "description": "도로가 잠겼어요 · the road is under water",
+          "lon": 127.0276, "lat": 37.4979}
 
 
 @pytest.fixture
@@ -41,11 +42,13 @@ def test_an_operator_acknowledges_a_warning_once_and_everyone_sees_who(world):
 
 def test_only_staff_acknowledge_and_only_warnings_in_force(world):
     warning = _warning(world)
-    assert_problem(world.client.post(f"/api/v1/warnings/{warning['id']}/acknowledge", headers=world.auth("citizen")), 403)
+    assert_problem(world.client.post(f"/api/v1/warnings/{warning['id']}/acknowledge",
+                                     headers=world.auth("citizen")), 403)
     assert_problem(world.client.post("/api/v1/warnings/9999/acknowledge", headers=world.auth("operator")), 404)
     cancelled = world.client.post(f"/api/v1/warnings/{warning['id']}/cancel", headers=world.auth("operator"))
     assert cancelled.status_code in (200, 201), cancelled.text
-    assert_problem(world.client.post(f"/api/v1/warnings/{warning['id']}/acknowledge", headers=world.auth("operator")), 409)
+    assert_problem(world.client.post(f"/api/v1/warnings/{warning['id']}/acknowledge",
+                                     headers=world.auth("operator")), 409)
 
 
 def _report(world) -> dict:

@@ -101,7 +101,8 @@ def test_a_closure_polygon_diverts_routes_around_it_and_slowing_costs_time():
     inside = hazards.affected_arcs(graph, blocked_area)
     assert path_arcs(around["nodes"]).isdisjoint(
         set(zip(graph.tail[inside].tolist(), graph.head[inside].tolist(), strict=True)))
-    slowed = Network(graph, free.landmarks, [hazards.Zone("warning", 2, "t", "slowed", 0.5, box(126.7, 37.4, 127.2, 37.8))])
+    slowed = Network(graph, free.landmarks,
+                     [hazards.Zone("warning", 2, "t", "slowed", 0.5, box(126.7, 37.4, 127.2, 37.8))])
     assert slowed.route(origin, destination)["seconds"] == pytest.approx(2 * straight["seconds"])
 
 

@@ -22,7 +22,8 @@ def test_the_service_root_lists_every_entity_set_and_the_conformance_classes(net
         "Things", "Locations", "HistoricalLocations", "Sensors", "ObservedProperties", "Datastreams",
         "Observations", "FeaturesOfInterest"]
     assert root["value"][0]["url"] == f"{BASE}/Things"
-    assert "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array" in root["serverSettings"]["conformance"]
+    assert ("http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array"
+            in root["serverSettings"]["conformance"])
 
 
 def test_an_entity_carries_its_id_self_link_and_navigation_links(net):
@@ -241,7 +242,8 @@ def test_expand_reaches_single_entities_paths_and_filters(net):
     observation = net.get("/Observations(19)", **{"$expand": "Datastream/Thing,FeatureOfInterest($select=name)"})
     assert observation["Datastream"]["Thing"]["name"] == "Jamsu Bridge"
     assert observation["FeatureOfInterest"] == {"name": "잠수교"}
-    streams = values(net, "/Datastreams", **{"$expand": "Observations($filter=result gt 9;$select=id)", "$orderby": "id"})
+    streams = values(net, "/Datastreams",
+                     **{"$expand": "Observations($filter=result gt 9;$select=id)", "$orderby": "id"})
     assert [len(d["Observations"]) for d in streams] == [1, 1, 0]
 
 
@@ -317,8 +319,9 @@ def test_a_division_by_zero_is_not_a_server_error(net):
     assert response.status_code in (200, 400), response.text  # SQLite yields null, PostgreSQL refuses
 
 
-@pytest.mark.parametrize("path", ["/Things(99)", "/Things(99999999999)", "/Nothings", "/Things(1)/Nowhere", "/Things(99)/Datastreams",
-                                  "/Things(x)", "/Observations(1)/Datastream/nosuch", "/Things(1)/name/extra"])
+@pytest.mark.parametrize("path", ["/Things(99)", "/Things(99999999999)", "/Nothings", "/Things(1)/Nowhere",
+                                  "/Things(99)/Datastreams", "/Things(x)", "/Observations(1)/Datastream/nosuch",
+                                  "/Things(1)/name/extra"])
 def test_unknown_paths_are_404(net, path):
     assert_problem(net.client.get(STA + path), 404)
 
@@ -414,12 +417,12 @@ def test_delete_removes_an_entity_and_what_depends_on_it(net):
                                     "observationType": "x", "Sensor": {"@iot.id": 1}}]},
      "body.Datastreams.0.ObservedProperty"),
     ({"name": "x", "Datastreams": [{"name": "d", "unitOfMeasurement": {"name": "m", "symbol": "m", "definition": "m"},
-                                    "observationType": "x", "Sensor": {"@iot.id": 1}, "ObservedProperty": {"@iot.id": 1},
-                                    "phenomenonTime": "2020-01-01T00:00:00Z"}]},
+                                    "observationType": "x", "Sensor": {"@iot.id": 1},
+                                    "ObservedProperty": {"@iot.id": 1}, "phenomenonTime": "2020-01-01T00:00:00Z"}]},
      "body.Datastreams.0.phenomenonTime"),
     ({"name": "x", "Datastreams": [{"name": "d", "unitOfMeasurement": {"name": "m", "symbol": "m", "definition": "m"},
-                                    "observationType": "x", "Sensor": {"@iot.id": 1}, "ObservedProperty": {"@iot.id": 1},
-                                    "Observations": [{"result": 1}]}]},
+                                    "observationType": "x", "Sensor": {"@iot.id": 1},
+                                    "ObservedProperty": {"@iot.id": 1}, "Observations": [{"result": 1}]}]},
      "body.Datastreams.0.Observations.0"),
 ])
 def test_invalid_bodies_are_400_naming_the_field_and_store_nothing(net, body, field):

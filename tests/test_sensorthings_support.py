@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from haechi.api import create_app
-from haechi.ingest.provision import save_catalogue
+from haechi.cities.provision import save_catalogue
 from haechi.store import access
 
 STA = "/sta/v1.1"

@@ -14,7 +14,8 @@ from haechi.store import access, areas, deadletters, places, records, sensing
 from haechi.store.db import revision_info, upgrade
 from haechi.store.schema import api_tokens, metadata
 
-SQUARE = {"type": "Polygon", "coordinates": [[[127.0, 37.5], [127.1, 37.5], [127.1, 37.6], [127.0, 37.6], [127.0, 37.5]]]}
+SQUARE = {"type": "Polygon",
+          "coordinates": [[[127.0, 37.5], [127.1, 37.5], [127.1, 37.6], [127.0, 37.6], [127.0, 37.5]]]}
 
 
 def _area(code, level, parent=None, name="구역", geometry=None, bbox=(127.0, 37.5, 127.1, 37.6)):

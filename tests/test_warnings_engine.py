@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from haechi.core.clock import KST
-from haechi.warnings.apparent import apparent_temperature
+from haechi.model.apparent import apparent_temperature
 from haechi.warnings.criteria import load_criteria
-from haechi.warnings.engine import Engine, StreamInfo
+from haechi.warnings.engine import RuleEngine, StreamInfo
 
 T0 = datetime(2024, 3, 5, 0, 0, tzinfo=KST)
 HOUR = timedelta(hours=1)
@@ -28,7 +28,7 @@ STREAMS = {
 
 @pytest.fixture
 def engine():
-    return Engine(load_criteria(), STREAMS.get)
+    return RuleEngine(load_criteria(), STREAMS.get)
 
 
 def feed(engine, stream, values, start=T0, step=HOUR):
@@ -187,7 +187,7 @@ def test_every_criterion_row_issues_above_and_stays_quiet_below(criterion):
 
     def run(factor):
         value = c.value * factor / (per_window if c.aggregate == "sum" else 1)
-        return feed(Engine([c], {1: info}.get), 1, [value] * span, step=step)
+        return feed(RuleEngine([c], {1: info}.get), 1, [value] * span, step=step)
 
     [(_, kind, level)] = run(1.001)
     assert (kind, level) == ("issue", c.level)

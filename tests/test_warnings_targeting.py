@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from haechi.cities.load import load_city
+from haechi.cities.targeting import area_facts
 from haechi.store import areas
 from haechi.warnings.criteria import load_criteria
 from haechi.warnings.engine import StreamInfo
-from haechi.warnings.targeting import area_facts
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from test_channels_support import LOCAL_WEBHOOKS, Receiver
 
-from haechi.alerts.egress import (
+from haechi.core.egress import (
     GuardedTransport,
     RefusedTarget,
     WebhookPolicy,

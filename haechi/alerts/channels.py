@@ -26,10 +26,11 @@ import httpx
 from sqlalchemy import Engine
 
 from haechi.core.clock import utcnow
+from haechi.core.egress import GuardedTransport, RefusedTarget, WebhookPolicy
 from haechi.core.events import Bus, Event
+from haechi.model.events import ALERT_SENT
 from haechi.store import alerting
 
-from .egress import GuardedTransport, RefusedTarget, WebhookPolicy
 from .webhooks import (
     Backoff,
     Outcome,
@@ -43,7 +44,6 @@ from .webhooks import (
 
 log = logging.getLogger(__name__)
 
-ALERT_SENT = "alert.sent"
 #: How much of a refusing receiver's answer is kept in the log.
 ERROR_SNIPPET = 300
 #: Extra time past the request timeout before a claimed attempt may be taken over.

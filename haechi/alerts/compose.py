@@ -1,4 +1,5 @@
-"""From a warning's lifecycle change and the facts of its area to a CAP 1.2 alert. Pure: no I/O.
+"""From a warning's lifecycle change and the facts of its area (``cities.targeting.AreaFacts``, as
+targeting describes it) to a CAP 1.2 alert. Pure: no I/O.
 
 One ``<info>`` per language, written from the hand-made templates of ``messages/`` (never machine
 translation); the instruction is the level's instruction followed by the action guidance for the
@@ -11,16 +12,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import shapely
 
+from haechi.cities.targeting import AreaFacts, in_language
 from haechi.core.clock import KST
 from haechi.core.errors import InvalidInput
-from haechi.warnings.criteria import CRISIS_KO, Criterion, duration
-from haechi.warnings.engine import Change
+from haechi.model.hazards import CRISIS_KO, Change, Criterion, duration
 
 from . import messages
 from .cap import (
@@ -46,37 +46,6 @@ HAZARD, LEVEL, CRISIS, CRISIS_KR = "HAECHI-HAZARD", "HAECHI-LEVEL", "HAECHI-CRIS
 AUDIENCES = "HAECHI-AUDIENCES"
 
 Ring = Sequence[tuple[float, float]]
-
-
-@dataclass(frozen=True, slots=True)
-class AreaFacts:
-    """What an alert says about its area, computed by targeting from the integrated DB.
-
-    ``names`` maps languages to the area's name; Chinese, Japanese and Vietnamese fall back to the
-    English (romanised) name, which matches Seoul's road signs and maps, then to the Korean one.
-    ``polygons`` are rings of (lat, lon) in WGS84; ``circles`` are (lat, lon, radius in km), e.g. a
-    buffer around a facility; ``geocodes`` are 10-digit 행정표준코드 of the districts or dongs
-    covered; ``affected`` counts people, elderly, children, foreigners, facilities and shelters;
-    ``city`` names the region that prefixes headlines (default: Seoul, from ``common.toml``).
-    """
-
-    names: Mapping[str, str]
-    geocodes: tuple[str, ...] = ()
-    polygons: tuple[Ring, ...] = ()
-    circles: tuple[tuple[float, float, float], ...] = ()
-    affected: Mapping[str, int] = field(default_factory=dict)
-    city: Mapping[str, str] = field(default_factory=dict)
-
-    def name(self, language: str) -> str:
-        return _fallback(self.names, language)
-
-
-def _fallback(names: Mapping[str, str], language: str) -> str:
-    """The name in ``language``, else English, else Korean."""
-    for lang in (language, "en", "ko"):
-        if names.get(lang):
-            return names[lang]
-    raise InvalidInput("an area needs a name in Korean or English", field="area")
 
 
 # ── the alert ──────────────────────────────────────────────────────────────────────────
@@ -152,7 +121,7 @@ def _check_choices(chosen: Iterable[str], known: Sequence[str], what: str) -> No
 
 
 def _check_area(area: AreaFacts) -> None:
-    _fallback(area.names, "ko")
+    area.name("ko")
     if not (area.polygons or area.circles or area.geocodes):
         raise InvalidInput("an alert needs an area: a polygon, a circle or a geocode", field="area")
     bad = [code for code in area.geocodes if not GEOCODE_DIGITS.match(code)]
@@ -262,7 +231,7 @@ def _parameters(change: Change, criterion: Criterion, area: AreaFacts,
         ("HAECHI-AREA", change.area),
         ("HAECHI-PREVIOUS-LEVEL", change.previous.level if change.kind == "update" and change.previous else None),
         (AUDIENCES, " ".join(audiences)),
-        *((f"HAECHI-AFFECTED-{key.upper()}", str(count)) for key, count in sorted(area.affected.items())),
+        *((f"HAECHI-AFFECTED-{key.upper()}", str(count)) for key, count in sorted(area.counts.items())),
     ]
     return tuple(ValuePair(name, value) for name, value in pairs if value is not None)
 
@@ -287,7 +256,7 @@ def message_context(change: Change, area: AreaFacts, language: str, lib: Library
         change.value, language, lib, shown.unit)
     previous = change.previous or shown
     return {
-        "city": _fallback({**lib.common["region"], **area.city}, language),
+        "city": in_language({**lib.common["region"], **area.city}, language),
         "area": area.name(language),
         "date": format_date(moment, language, lib),
         "time": format_time(moment, language, lib),

@@ -20,7 +20,7 @@ from pydantic import AnyHttpUrl, Field
 from shapely.geometry import Point, mapping, shape
 from sqlalchemy import Connection
 
-from haechi.care import store
+from haechi.care import repository
 from haechi.care.geofence import parse_schedule
 from haechi.care.reports import read_item
 from haechi.care.rules import rules
@@ -30,8 +30,10 @@ from haechi.core.clock import utcnow
 from haechi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from haechi.core.events import Event
 from haechi.model.access import Center, Role
+from haechi.model.events import CARE_ALERT, INCIDENT_OPENED
 from haechi.store import deadletters, places
 from haechi.store.access import Principal
+from haechi.store.incidents import get_incident
 
 from .auth import Authenticated, readable_area, require
 from .common import API_PREFIX, AreaCode, Db, Moment, RequestBody, bbox_query, ensure_area_exists
@@ -71,21 +73,21 @@ def put_profile(request: Request, body: ProfileIn, who: Guardian, engine: Db) ->
     if values["webhook_url"]:
         ensure_deliverable(request, values["webhook_url"], "body.webhook_url")
     with engine.begin() as conn:
-        mine = store.guardian_of_token(conn, who.token_id)
+        mine = repository.guardian_of_token(conn, who.token_id)
         if mine is None:
-            return store.add_guardian(conn, values | {"token_id": who.token_id})
-        return store.update_guardian(conn, mine["id"], values)
+            return repository.add_guardian(conn, values | {"token_id": who.token_id})
+        return repository.update_guardian(conn, mine["id"], values)
 
 
 @router.get("/me", summary="My guardian profile and wards · 보호자 정보와 보호 대상")
 def get_profile(who: Guardian, engine: Db) -> dict[str, Any]:
     with engine.begin() as conn:
         mine = _guardian(conn, who)
-        return mine | {"wards": store.wards_of_guardian(conn, mine["id"])}
+        return mine | {"wards": repository.wards_of_guardian(conn, mine["id"])}
 
 
 def _guardian(conn: Connection, who: Principal) -> dict[str, Any]:
-    mine = store.guardian_of_token(conn, who.token_id)
+    mine = repository.guardian_of_token(conn, who.token_id)
     if mine is None:
         raise Forbidden("this token is not bound to a guardian profile; PUT /api/v1/care/me first")
     return mine
@@ -94,8 +96,8 @@ def _guardian(conn: Connection, who: Principal) -> dict[str, Any]:
 def _own_ward(conn: Connection, who: Principal, ward_id: int) -> dict[str, Any]:
     """The ward, if the caller is one of its guardians (403 otherwise, 404 for no such ward)."""
     mine = _guardian(conn, who)
-    ward = store.get_ward(conn, ward_id)
-    if not store.is_guardian(conn, ward_id, mine["id"]):
+    ward = repository.get_ward(conn, ward_id)
+    if not repository.is_guardian(conn, ward_id, mine["id"]):
         raise Forbidden(f"guardian {mine['name']!r} is not a guardian of ward {ward_id}", field="path.ward_id")
     return ward
 
@@ -104,7 +106,8 @@ def _own_ward(conn: Connection, who: Principal, ward_id: int) -> dict[str, Any]:
 
 
 class ConsentIn(RequestBody):
-    consented_by: str = Field(min_length=1, max_length=100, description="Who gave consent (the ward, or their legal representative)")
+    consented_by: str = Field(min_length=1, max_length=100,
+                              description="Who gave consent (the ward, or their legal representative)")
     relation: str = Field(min_length=1, max_length=32, examples=["self", "parent", "legal_guardian"])
     purpose: str = Field(min_length=1, max_length=300, examples=["location check while at school · 등하교 위치 확인"])
     valid_until: Moment = Field(description="Consent ends then; positions after it are refused")
@@ -126,9 +129,9 @@ def add_ward(body: WardIn, who: Guardian, engine: Db) -> dict[str, Any]:
     with engine.begin() as conn:
         mine = _guardian(conn, who)
         ensure_area_exists(conn, body.area_code, "body.area_code")
-        ward = store.add_ward(conn, {"kind": body.kind, "alias": body.alias, "area_code": body.area_code},
-                              mine["id"], body.relation)
-        consent = store.add_consent(conn, ward["id"], body.consent.model_dump() | {
+        ward = repository.add_ward(conn, {"kind": body.kind, "alias": body.alias, "area_code": body.area_code},
+                                   mine["id"], body.relation)
+        consent = repository.add_consent(conn, ward["id"], body.consent.model_dump() | {
             "granted_at": now, "recorded_by": who.name})
         return ward | {"consents": [consent]}
 
@@ -136,15 +139,15 @@ def add_ward(body: WardIn, who: Guardian, engine: Db) -> dict[str, Any]:
 @router.get("/wards", summary="My wards · 내 보호 대상")
 def list_wards(who: Guardian, engine: Db) -> list[dict[str, Any]]:
     with engine.begin() as conn:
-        return store.wards_of_guardian(conn, _guardian(conn, who)["id"])
+        return repository.wards_of_guardian(conn, _guardian(conn, who)["id"])
 
 
 @router.get("/wards/{ward_id}", summary="One ward · 보호 대상")
 def get_ward(who: Guardian, engine: Db, ward_id: WardId) -> dict[str, Any]:
     with engine.begin() as conn:
         ward = _own_ward(conn, who, ward_id)
-        return ward | {"consents": store.consents(conn, ward_id), "devices": store.devices_of(conn, ward_id),
-                       "consent_in_force": ward_id in store.consenting(conn, [ward_id], utcnow())}
+        return ward | {"consents": repository.consents(conn, ward_id), "devices": repository.devices_of(conn, ward_id),
+                       "consent_in_force": ward_id in repository.consenting(conn, [ward_id], utcnow())}
 
 
 class CoGuardianIn(RequestBody):
@@ -157,10 +160,10 @@ def add_co_guardian(body: CoGuardianIn, who: Guardian, engine: Db, ward_id: Ward
     with engine.begin() as conn:
         _own_ward(conn, who, ward_id)
         try:
-            store.get_guardian(conn, body.guardian_id)
+            repository.get_guardian(conn, body.guardian_id)
         except NotFound:
             raise InvalidInput(f"no guardian with id {body.guardian_id}", field="body.guardian_id") from None
-        store.add_guardian_to_ward(conn, ward_id, body.guardian_id, body.relation)
+        repository.add_guardian_to_ward(conn, ward_id, body.guardian_id, body.relation)
 
 
 @router.post("/wards/{ward_id}/consents", status_code=201, summary="Record a new consent · 동의 기록")
@@ -169,7 +172,8 @@ def add_consent(body: ConsentIn, who: Guardian, engine: Db, ward_id: WardId) -> 
         raise InvalidInput("valid_until must be in the future", field="body.valid_until")
     with engine.begin() as conn:
         _own_ward(conn, who, ward_id)
-        return store.add_consent(conn, ward_id, body.model_dump() | {"granted_at": utcnow(), "recorded_by": who.name})
+        return repository.add_consent(conn, ward_id,
+                                      body.model_dump() | {"granted_at": utcnow(), "recorded_by": who.name})
 
 
 @router.delete("/wards/{ward_id}/consents", summary="Withdraw consent: tracking stops at once · 동의 철회")
@@ -180,10 +184,10 @@ async def withdraw_consent(request: Request, who: Guardian, engine: Db, ward_id:
         with engine.begin() as conn:
             _own_ward(conn, who, ward_id)
             now = utcnow()
-            for trip in store.active_trips(conn):
+            for trip in repository.active_trips(conn):
                 if trip["ward_id"] == ward_id:
-                    store.end_trip(conn, trip["id"], "cancelled", now)
-            return store.withdraw_consent(conn, ward_id, now)
+                    repository.end_trip(conn, trip["id"], "cancelled", now)
+            return repository.withdraw_consent(conn, ward_id, now)
 
     withdrawn = await anyio.to_thread.run_sync(withdraw)
     await _service(request).forget(ward_id)
@@ -194,7 +198,7 @@ async def withdraw_consent(request: Request, who: Guardian, engine: Db, ward_id:
 def list_consents(who: Guardian, engine: Db, ward_id: WardId) -> list[dict[str, Any]]:
     with engine.begin() as conn:
         _own_ward(conn, who, ward_id)
-        return store.consents(conn, ward_id)
+        return repository.consents(conn, ward_id)
 
 
 # ── devices and zones ───────────────────────────────────────────────────────────────────
@@ -209,7 +213,7 @@ class DeviceIn(RequestBody):
 def add_device(body: DeviceIn, who: Guardian, engine: Db, ward_id: WardId) -> dict[str, Any]:
     with engine.begin() as conn:
         _own_ward(conn, who, ward_id)
-        return store.add_device(conn, ward_id, body.ref, body.kind)
+        return repository.add_device(conn, ward_id, body.ref, body.kind)
 
 
 class ScheduleWindow(RequestBody):
@@ -240,8 +244,8 @@ async def add_zone(request: Request, body: ZoneIn, who: Guardian, engine: Db, wa
     def save() -> dict[str, Any]:
         with engine.begin() as conn:
             _own_ward(conn, who, ward_id)
-            return store.add_zone(conn, ward_id, {"kind": body.kind, "name": body.name,
-                                                  "geometry": geometry, "schedule": schedule})
+            return repository.add_zone(conn, ward_id, {"kind": body.kind, "name": body.name,
+                                                       "geometry": geometry, "schedule": schedule})
 
     zone = await anyio.to_thread.run_sync(save)
     await _service(request).reload_zones()
@@ -266,7 +270,7 @@ def _zone_geometry(body: ZoneIn) -> dict[str, Any]:
 def list_zones(who: Guardian, engine: Db, ward_id: WardId) -> list[dict[str, Any]]:
     with engine.begin() as conn:
         _own_ward(conn, who, ward_id)
-        return store.zones(conn, ward_id)
+        return repository.zones(conn, ward_id)
 
 
 @router.delete("/wards/{ward_id}/zones/{zone_id}", status_code=204, summary="Remove a safe zone")
@@ -275,7 +279,7 @@ async def delete_zone(request: Request, who: Guardian, engine: Db, ward_id: Ward
     def remove() -> None:
         with engine.begin() as conn:
             _own_ward(conn, who, ward_id)
-            store.delete_zone(conn, ward_id, zone_id)
+            repository.delete_zone(conn, ward_id, zone_id)
 
     await anyio.to_thread.run_sync(remove)
     await _service(request).reload_zones()
@@ -307,7 +311,8 @@ async def post_reports(request: Request, who: Device, kind: Literal["position", 
     outcome = await service.report(items, f"http:{API_PREFIX}/care/reports/{kind}", now, token_id=who.token_id)
     first = next((i for i in items if hasattr(i, "reason")), None)
     return {"positions": outcome.positions, "activity": outcome.activity, "refused": outcome.refused,
-            "alerts": len(outcome.alerts), "first_refusal": {"field": first.field, "reason": first.reason} if first else None}
+            "alerts": len(outcome.alerts),
+            "first_refusal": {"field": first.field, "reason": first.reason} if first else None}
 
 
 # ── positions: the guarded read ─────────────────────────────────────────────────────────
@@ -320,11 +325,12 @@ def read_positions(who: Authenticated, engine: Db, ward_id: WardId,
     """Guardians of the ward, or operators while a missing-person incident for it is open.
     Every attempt — allowed or refused — is written to the ward's access log."""
     with engine.begin() as conn:
-        store.get_ward(conn, ward_id)
+        repository.get_ward(conn, ward_id)
         basis = _position_reader(conn, who, ward_id)
-        store.log_access(conn, ward_id, who.name, who.role, "read positions" if basis else "refused: read positions",
-                         {"basis": basis, "since": since.isoformat() if since else None, "limit": limit})
-        found = store.positions(conn, ward_id, since=since, limit=limit) if basis else None
+        repository.log_access(conn, ward_id, who.name, who.role,
+                              "read positions" if basis else "refused: read positions",
+                              {"basis": basis, "since": since.isoformat() if since else None, "limit": limit})
+        found = repository.positions(conn, ward_id, since=since, limit=limit) if basis else None
     if found is None:
         raise Forbidden(f"token {who.name!r} may not read the positions of ward {ward_id}: only its guardians, "
                         "or operators during an open missing-person incident", field="path.ward_id")
@@ -334,18 +340,16 @@ def read_positions(who: Authenticated, engine: Db, ward_id: WardId,
 def _position_reader(conn: Connection, who: Principal, ward_id: int) -> str | None:
     """Why this caller may read the ward's positions, or None."""
     if who.role == Role.GUARDIAN:
-        mine = store.guardian_of_token(conn, who.token_id)
-        return "guardian" if mine and store.is_guardian(conn, ward_id, mine["id"]) else None
+        mine = repository.guardian_of_token(conn, who.token_id)
+        return "guardian" if mine and repository.is_guardian(conn, ward_id, mine["id"]) else None
     if who.role in (Role.OPERATOR, Role.ADMIN):
-        link = store.open_incident_of(conn, ward_id)
+        link = repository.open_incident_of(conn, ward_id)
         if link and _incident_open(conn, link["incident_id"]):
             return f"incident:{link['incident_id']}"
     return None
 
 
 def _incident_open(conn: Connection, incident_id: int | None) -> bool:
-    from haechi.response.store import get_incident
-
     try:
         return incident_id is not None and get_incident(conn, incident_id)["status"] != "closed"
     except NotFound:
@@ -356,34 +360,34 @@ def _incident_open(conn: Connection, incident_id: int | None) -> bool:
 def read_access_log(who: Guardian, engine: Db, ward_id: WardId) -> list[dict[str, Any]]:
     with engine.begin() as conn:
         _own_ward(conn, who, ward_id)
-        return store.access_log(conn, ward_id)
+        return repository.access_log(conn, ward_id)
 
 
 @router.get("/wards/{ward_id}/alerts", summary="A ward's alerts (no positions) · 알림 이력")
 def list_alerts(who: Guardian, engine: Db, ward_id: WardId) -> list[dict[str, Any]]:
     with engine.begin() as conn:
         _own_ward(conn, who, ward_id)
-        return store.alerts(conn, ward_id, with_position=False)
+        return repository.alerts(conn, ward_id, with_position=False)
 
 
 @router.get("/wards/{ward_id}/export", summary="Export a ward's data, without positions · 정보 열람 (PIPA 제35조)")
 def export_ward(who: Guardian, engine: Db, ward_id: WardId) -> dict[str, Any]:
     with engine.begin() as conn:
         _own_ward(conn, who, ward_id)
-        store.log_access(conn, ward_id, who.name, who.role, "export", None)
-        return store.export(conn, ward_id)
+        repository.log_access(conn, ward_id, who.name, who.role, "export", None)
+        return repository.export(conn, ward_id)
 
 
 @router.post("/alerts/{alert_id}/answer", summary="Answer a welfare check · 안부 확인 응답")
 def answer_alert(who: Guardian, engine: Db, alert_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
     with engine.begin() as conn:
-        alert = store.get_alert(conn, alert_id)
+        alert = repository.get_alert(conn, alert_id)
         _own_ward(conn, who, alert["ward_id"])
         if alert["kind"] != "welfare_check":
             raise Conflict(f"alert {alert_id} is a {alert['kind']} alert; only welfare checks are answered")
         if alert["status"] == "open":
-            store.set_alert(conn, alert_id, status="answered", answered_at=utcnow())
-        return {k: v for k, v in store.get_alert(conn, alert_id).items() if k not in ("lon", "lat")}
+            repository.set_alert(conn, alert_id, status="answered", answered_at=utcnow())
+        return {k: v for k, v in repository.get_alert(conn, alert_id).items() if k not in ("lon", "lat")}
 
 
 # ── missing person ──────────────────────────────────────────────────────────────────────
@@ -404,7 +408,7 @@ async def report_missing(request: Request, who: Authenticated, engine: Db, ward_
 
     await anyio.to_thread.run_sync(guard)
     incident = await anyio.to_thread.run_sync(lambda: _service(request).open_missing(ward_id, who))
-    await request.app.state.bus.publish(Event("incident.opened", {"id": incident["id"], "kind": "missing_person"}))
+    await request.app.state.bus.publish(Event(INCIDENT_OPENED, {"id": incident["id"], "kind": "missing_person"}))
     return {"ward_id": ward_id, "incident_id": incident["id"], "center": incident["center"],
             "status": incident["status"]}
 
@@ -416,7 +420,7 @@ def close_missing(who: Authenticated, engine: Db, ward_id: WardId) -> dict[str, 
             _own_ward(conn, who, ward_id)
         elif who.role not in (Role.OPERATOR, Role.ADMIN):
             raise Forbidden("only the ward's guardians or operators close a missing report")
-        return {"ward_id": ward_id, "closed": store.close_incidents(conn, ward_id, utcnow())}
+        return {"ward_id": ward_id, "closed": repository.close_incidents(conn, ward_id, utcnow())}
 
 
 # ── safe return home (service 18) ───────────────────────────────────────────────────────
@@ -425,7 +429,8 @@ def close_missing(who: Authenticated, engine: Db, ward_id: WardId) -> dict[str, 
 class TripIn(RequestBody):
     route: dict[str, Any] = Field(description="GeoJSON LineString from here to home")
     expected_at: Moment
-    contacts: list[int] = Field(default_factory=list, description="Guardian ids to alert; empty = all the ward's guardians")
+    contacts: list[int] = Field(default_factory=list,
+                                description="Guardian ids to alert; empty = all the ward's guardians")
 
 
 @router.post("/wards/{ward_id}/trips", status_code=201, summary="Start a safe trip home · 안심귀가 시작")
@@ -440,13 +445,14 @@ async def start_trip(request: Request, body: TripIn, who: Guardian, engine: Db, 
     def save() -> dict[str, Any]:
         with engine.begin() as conn:
             _own_ward(conn, who, ward_id)
-            if ward_id not in store.consenting(conn, [ward_id], utcnow()):
+            if ward_id not in repository.consenting(conn, [ward_id], utcnow()):
                 raise Conflict(f"ward {ward_id} has no consent in force; record one first")
-            guardians = {g["id"] for g in store.guardians_of(conn, [ward_id]).get(ward_id, [])}
+            guardians = {g["id"] for g in repository.guardians_of(conn, [ward_id]).get(ward_id, [])}
             if unknown := set(body.contacts) - guardians:
-                raise InvalidInput(f"contacts {sorted(unknown)} are not guardians of ward {ward_id}", field="body.contacts")
-            trip = store.start_trip(conn, ward_id, {"route": mapping(route), "started_at": utcnow(),
-                                                    "expected_at": body.expected_at, "contacts": body.contacts})
+                raise InvalidInput(f"contacts {sorted(unknown)} are not guardians of ward {ward_id}",
+                                   field="body.contacts")
+            trip = repository.start_trip(conn, ward_id, {"route": mapping(route), "started_at": utcnow(),
+                                                         "expected_at": body.expected_at, "contacts": body.contacts})
             return trip | {"safe_spots": safe_spots(conn, route)}
 
     trip = await anyio.to_thread.run_sync(save)
@@ -471,7 +477,7 @@ def safe_spots(conn: Connection, route) -> list[dict[str, Any]]:
 @router.get("/trips/{trip_id}", summary="A trip and its safe spots · 안심귀가 현황")
 def get_trip(who: Guardian, engine: Db, trip_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
     with engine.begin() as conn:
-        trip = store.get_trip(conn, trip_id)
+        trip = repository.get_trip(conn, trip_id)
         _own_ward(conn, who, trip["ward_id"])
         return trip | {"safe_spots": safe_spots(conn, route_line(trip["route"]))}
 
@@ -480,10 +486,10 @@ def get_trip(who: Guardian, engine: Db, trip_id: Annotated[int, Path(ge=1)]) -> 
 async def end_trip(request: Request, who: Guardian, engine: Db, trip_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
     def end() -> dict[str, Any]:
         with engine.begin() as conn:
-            trip = store.get_trip(conn, trip_id)
+            trip = repository.get_trip(conn, trip_id)
             _own_ward(conn, who, trip["ward_id"])
-            store.end_trip(conn, trip_id, "cancelled", utcnow())
-            return store.get_trip(conn, trip_id)
+            repository.end_trip(conn, trip_id, "cancelled", utcnow())
+            return repository.get_trip(conn, trip_id)
 
     trip = await anyio.to_thread.run_sync(end)
     await _service(request).end_trip(trip["ward_id"])
@@ -519,7 +525,7 @@ def school_safety(request: Request, who: Guardian, engine: Db, ward_id: WardId) 
     hazards = request.app.state.care.geofence.hazards
     with engine.begin() as conn:
         _own_ward(conn, who, ward_id)
-        schools = [z for z in store.zones(conn, ward_id) if z["kind"] == "school"]
+        schools = [z for z in repository.zones(conn, ward_id) if z["kind"] == "school"]
         result = []
         for zone in schools:
             around = around_m(shape(zone["geometry"]), radius)
@@ -563,7 +569,7 @@ async def alert_stream(request: Request, who: Authenticated) -> StreamingRespons
         if not queue.full():
             queue.put_nowait(event)
 
-    unsubscribe = request.app.state.bus.subscribe("care.alert", enqueue)
+    unsubscribe = request.app.state.bus.subscribe(CARE_ALERT, enqueue)
 
     async def events() -> AsyncIterator[str]:
         try:
@@ -576,7 +582,7 @@ async def alert_stream(request: Request, who: Authenticated) -> StreamingRespons
                     continue
                 body = await anyio.to_thread.run_sync(_in_tx, engine, _for_reader, who, event.data["alert_id"])
                 if body is not None:
-                    yield f"event: care.alert\ndata: {json.dumps(body, ensure_ascii=False, default=str)}\n\n"
+                    yield f"event: {CARE_ALERT}\ndata: {json.dumps(body, ensure_ascii=False, default=str)}\n\n"
         finally:
             unsubscribe()
 
@@ -591,11 +597,11 @@ def _in_tx(engine, fn, *args):
 
 def _for_reader(conn: Connection, who: Principal, alert_id: int) -> dict[str, Any] | None:
     """The alert as this reader may see it, or None when it is not theirs."""
-    alert = store.get_alert(conn, alert_id)
-    ward = store.get_ward(conn, alert["ward_id"])
+    alert = repository.get_alert(conn, alert_id)
+    ward = repository.get_ward(conn, alert["ward_id"])
     to = alert["detail"]["to"]
     if who.role == Role.GUARDIAN:
-        mine = store.guardian_of_token(conn, who.token_id)
+        mine = repository.guardian_of_token(conn, who.token_id)
         if mine is None or mine["id"] not in to["guardians"]:
             return None
         body = alert_body(alert, ward, message_for(alert, ward, mine), True)
@@ -610,13 +616,13 @@ def _for_reader(conn: Connection, who: Principal, alert_id: int) -> dict[str, An
     else:
         return None
     if "position" in body:
-        store.log_access(conn, ward["id"], who.name, who.role, "alert position streamed",
-                         {"alert_id": alert_id, "kind": alert["kind"]})
+        repository.log_access(conn, ward["id"], who.name, who.role, "alert position streamed",
+                              {"alert_id": alert_id, "kind": alert["kind"]})
     return body
 
 
 @router.get("/escalations", summary="Unanswered welfare checks · 안부 미확인 (구청)")
 def escalations(who: Staff, engine: Db, area: Annotated[AreaCode | None, Query()] = None) -> list[dict[str, Any]]:
     with engine.begin() as conn:
-        return store.escalations(conn, readable_area(who, area, "query.area"))
+        return repository.escalations(conn, readable_area(who, area, "query.area"))
 

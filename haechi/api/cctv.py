@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from haechi.core.clock import utcnow
 from haechi.core.errors import Conflict, HaechiError, InvalidInput
 from haechi.model.access import Role
-from haechi.response import cctv, store
+from haechi.model.events import CCTV_EVENT
+from haechi.response import cctv, repository
 from haechi.response import incidents as service
 from haechi.store import deadletters
 from haechi.store.access import Principal
@@ -42,11 +43,13 @@ EXAMPLE = {"event_id": "vms-7-20261127-000123", "camera_ref": "GN-0412", "type":
     "/cctv/events", status_code=201, summary="Post a CCTV analytics event · 지능형 CCTV 이벤트",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"type": "object", "required": ["event_id", "type", "observed_at"], "properties": {
-            "event_id": {"type": "string", "description": "The camera system's own id: a resend is refused as a replay"},
+            "event_id": {"type": "string",
+                         "description": "The camera system's own id: a resend is refused as a replay"},
             "camera_id": {"type": "integer", "description": "Registry place id of the camera"},
             "camera_ref": {"type": "string", "description": "Or the camera's registry ref"},
             "type": {"type": "string", "enum": list(cctv.EVENT_TYPES)},
-            "observed_at": {"type": "string", "format": "date-time", "description": "With offset; not stale, not future"},
+            "observed_at": {"type": "string", "format": "date-time",
+                            "description": "With offset; not stale, not future"},
             "lon": {"type": "number"}, "lat": {"type": "number"},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
             "density": {"type": "number", "description": "persons per m², crowd_density only"},
@@ -83,8 +86,8 @@ async def post_event(request: Request, who: CameraSystem) -> JSONResponse:
         await anyio.to_thread.run_sync(keep)
         raise refusal
     event, incident, opened = done
-    await publish(request, "cctv.event", {k: event[k] for k in ("id", "event_id", "camera_place_id", "event_type",
-                                                               "observed_at", "lon", "lat", "density", "incident_id")})
+    await publish(request, CCTV_EVENT, {k: event[k] for k in ("id", "event_id", "camera_place_id", "event_type",
+                                                          "observed_at", "lon", "lat", "density", "incident_id")})
     if incident is not None:
         await publish_incident(request, incident, "opened" if opened else "cctv_event")
     return JSONResponse({"event": _jsonable(event), "incident_id": incident["id"] if incident else None,
@@ -99,4 +102,4 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 def list_events(who: Operator, request: Request,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     with request.app.state.engine.begin() as conn:
-        return store.find_cctv_events(conn, limit=limit)
+        return repository.find_cctv_events(conn, limit=limit)

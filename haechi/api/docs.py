@@ -69,7 +69,10 @@ TAGS = [
     {"name": "warnings", "description": "특보와 발령 기준 · Warnings and the official criteria"},
     {"name": "alerts", "description": "CAP 1.2 경보 (5개 언어), 피드 · CAP alerts in five languages, feeds"},
     {"name": "subscriptions", "description": "웹훅 구독 · Webhook subscriptions"},
-    {"name": "incidents", "description": "3개 센터가 함께 보는 사건, 이관, 출동 · Incidents shared by the three centers"},
+    {
+        "name": "incidents",
+        "description": "3개 센터가 함께 보는 사건, 이관, 출동 · Incidents shared by the three centers",
+    },
     {"name": "units", "description": "119 출동대 상태와 위치 · 119 units, status and position"},
     {"name": "cctv", "description": "지능형 CCTV 분석 이벤트 · CCTV analytics events"},
     {"name": "drones", "description": "드론 등록·투입·비행 경로 · Drones, assignment, tracks"},
@@ -77,7 +80,10 @@ TAGS = [
     {"name": "predictions", "description": "예측: 하천 수위, 도시 침수, 폭염, 인파 · Forecasts feeding warnings"},
     {"name": "simulations", "description": "가상 도시 시뮬레이션: 지진·침수·폭염·인파 · What-if simulations"},
     {"name": "risk", "description": "지역 위험도 평가 · Regional risk index"},
-    {"name": "care", "description": "취약계층 돌봄 (동의 기반, 개인정보 보호) · Care for the vulnerable, private by design"},
+    {
+        "name": "care",
+        "description": "취약계층 돌봄 (동의 기반, 개인정보 보호) · Care for the vulnerable, private by design",
+    },
     {"name": "imports", "description": "기존 시스템 자료 가져오기 · Importers from existing systems"},
     {"name": "warehouse", "description": "데이터 레이크·마트·패턴 (직원용) · Lake, marts, patterns (staff)"},
     {"name": "open data", "description": "공공데이터 개방 (개인정보 없음) · Open data, never personal"},

@@ -17,8 +17,9 @@ from pydantic import Field
 from haechi.core.clock import utcnow
 from haechi.core.errors import InvalidInput
 from haechi.model.access import Role
+from haechi.model.events import DRONE_CHANGED
 from haechi.response import drones as service
-from haechi.response import store
+from haechi.response import repository
 from haechi.store.access import Principal
 
 from .auth import require
@@ -48,7 +49,8 @@ class TelemetryIn(RequestBody):
     lon: Lon
     lat: Lat
     altitude_m: float | None = Field(None, ge=-100, le=1_000, description="Above ground; Korean drone rules cap "
-                                     "ordinary flight at 150 m (항공안전법 시행규칙 제310조), emergency flights may exceed it")
+                                     "ordinary flight at 150 m (항공안전법 시행규칙 제310조), "
+                                     "emergency flights may exceed it")
     battery_pct: float | None = Field(None, ge=0, le=100)
 
 
@@ -63,35 +65,36 @@ async def register(body: DroneIn, who: Operator, request: Request, response: Res
 @router.get("/drones", summary="Drones · 드론 목록")
 def list_drones(who: Staff, request: Request) -> list[dict[str, Any]]:
     with request.app.state.engine.begin() as conn:
-        return [{**d, "position": service.latest_position(conn, d)} for d in store.find_drones(conn)]
+        return [{**d, "position": service.latest_position(conn, d)} for d in repository.find_drones(conn)]
 
 
 @router.get("/drones/{drone_id}", summary="One drone · 드론")
 def get_drone(who: Staff, request: Request, drone_id: DroneId) -> dict[str, Any]:
     with request.app.state.engine.begin() as conn:
-        drone = store.get_drone(conn, drone_id)
+        drone = repository.get_drone(conn, drone_id)
         return {**drone, "position": service.latest_position(conn, drone)}
 
 
 @router.post("/drones/{drone_id}/assign", summary="Assign a drone to an incident · 드론 투입")
 async def assign(body: AssignIn, who: Operator, request: Request, drone_id: DroneId) -> dict[str, Any]:
     drone = await in_transaction(request, lambda conn: service.assign(conn, drone_id, body.incident_id, actor=who))
-    await publish(request, "drone.changed", drone)
+    await publish(request, DRONE_CHANGED, drone)
     return drone
 
 
 @router.post("/drones/{drone_id}/telemetry", summary="Drone telemetry · 드론 위치 보고")
 async def telemetry(body: TelemetryIn, who: Device, request: Request, drone_id: DroneId) -> JSONResponse:
     """One fix, stored through the sensing pipeline (one reading per property, idempotent by time)."""
-    drone = await in_transaction(request, lambda conn: store.get_drone(conn, drone_id))
+    drone = await in_transaction(request, lambda conn: repository.get_drone(conn, drone_id))
     at = body.time or utcnow()
     values = {"lon": body.lon, "lat": body.lat, "altitude_m": body.altitude_m, "battery_pct": body.battery_pct}
-    report = await request.app.state.sink.ingest(service.readings(drone, values, at), f"http:drone:{drone['call_sign']}")
+    report = await request.app.state.sink.ingest(service.readings(drone, values, at),
+                                                 f"http:drone:{drone['call_sign']}")
     if report.rejected:
         first = report.rejected[0]
         raise InvalidInput(f"telemetry refused (kept as a dead letter): {first.reason}", field="body.time")
-    # drone.position reaches the live stream from the stored observations (haechi.response.watch),
-    # the same way for telemetry sent here, over MQTT or through SensorThings.
+    # drone.position reaches the live stream from the stored observations
+    # (haechi.response.drone_positions), the same way for telemetry sent here, over MQTT or through SensorThings.
     return JSONResponse(report.as_dict(), status_code=202 if request.app.state.sink.queued else 200)
 
 
@@ -100,4 +103,4 @@ def track(who: Staff, request: Request, drone_id: DroneId,
           since: Annotated[Moment | None, Query(description="Only fixes from this time")] = None) -> dict[str, Any]:
     """A GeoJSON Feature: a LineString of (lon, lat, altitude) fixes, oldest first, with their times."""
     with request.app.state.engine.begin() as conn:
-        return service.track(conn, store.get_drone(conn, drone_id), since=since)
+        return service.track(conn, repository.get_drone(conn, drone_id), since=since)

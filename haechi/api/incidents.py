@@ -18,14 +18,15 @@ from pydantic_core import to_jsonable_python
 
 from haechi.core.clock import utcnow
 from haechi.core.errors import Forbidden, InvalidInput
-from haechi.core.events import Event
 from haechi.model.access import Center, Role
+from haechi.model.events import DRONE_CHANGED, UNIT_CHANGED, event
 from haechi.response import dispatch as dispatching
 from haechi.response import incidents as service
-from haechi.response import store
+from haechi.response import repository
 from haechi.response.config import incident_kinds
 from haechi.response.surroundings import around
 from haechi.response.travel import travel_times
+from haechi.store import incidents as incident_records
 from haechi.store.access import Principal
 
 from .auth import ensure_in_own_area, readable_area, require
@@ -178,8 +179,9 @@ async def in_transaction(request: Request, work: Callable[[Any], Any]) -> Any:
     return await anyio.to_thread.run_sync(run)
 
 
-async def publish(request: Request, event_type: str, data: dict[str, Any]) -> None:
-    await request.app.state.bus.publish(Event(event_type, to_jsonable_python(data)))
+async def publish(request: Request, name: str, data: dict[str, Any]) -> None:
+    """Publish the declared event ``name`` with ``data`` made JSON-ready (times as ISO 8601)."""
+    await request.app.state.bus.publish(event(name, to_jsonable_python(data)))
 
 
 async def publish_incident(request: Request, incident: dict[str, Any], action: str) -> None:
@@ -260,7 +262,8 @@ def incidents_geojson(who: Staff, request: Request) -> dict[str, Any]:
         for i in found if i["lon"] is not None]}
 
 
-@router.get("/incidents/{incident_id}", response_model=IncidentDetail, summary="One incident with its history · 사건 상세")
+@router.get("/incidents/{incident_id}", response_model=IncidentDetail,
+            summary="One incident with its history · 사건 상세")
 def get_incident(who: Staff, request: Request, incident_id: IncidentId) -> dict[str, Any]:
     with request.app.state.engine.begin() as conn:
         incident = service.with_history(conn, incident_id)
@@ -268,27 +271,29 @@ def get_incident(who: Staff, request: Request, incident_id: IncidentId) -> dict[
     return incident
 
 
-@router.post("/incidents/{incident_id}/status", response_model=IncidentDetail, summary="Move an incident along its lifecycle · 상태 변경")
+@router.post("/incidents/{incident_id}/status", response_model=IncidentDetail,
+             summary="Move an incident along its lifecycle · 상태 변경")
 async def change_status(body: StatusIn, who: Operator, request: Request, incident_id: IncidentId) -> dict[str, Any]:
     """An illegal move answers 409, naming the statuses allowed next."""
     def work(conn):
-        ensure_owner(who, store.get_incident(conn, incident_id))
+        ensure_owner(who, incident_records.get_incident(conn, incident_id))
         moved = service.change_status(conn, incident_id, body.status, actor=who, note=body.note)
         return service.with_history(conn, incident_id), moved["released"]
 
     incident, released = await in_transaction(request, work)
     await publish_incident(request, incident, "status")
     for unit in released["units"]:  # closing gives its units and drones back
-        await publish(request, "unit.changed", unit)
+        await publish(request, UNIT_CHANGED, unit)
     for drone in released["drones"]:
-        await publish(request, "drone.changed", drone)
+        await publish(request, DRONE_CHANGED, drone)
     return incident
 
 
-@router.post("/incidents/{incident_id}/handoff", response_model=IncidentDetail, summary="Hand an incident to another center · 이관")
+@router.post("/incidents/{incident_id}/handoff", response_model=IncidentDetail,
+             summary="Hand an incident to another center · 이관")
 async def hand_off(body: HandoffIn, who: Operator, request: Request, incident_id: IncidentId) -> dict[str, Any]:
     def work(conn):
-        ensure_owner(who, store.get_incident(conn, incident_id))
+        ensure_owner(who, incident_records.get_incident(conn, incident_id))
         service.hand_off(conn, incident_id, body.center, actor=who, note=body.note)
         return service.with_history(conn, incident_id)
 
@@ -297,7 +302,8 @@ async def hand_off(body: HandoffIn, who: Operator, request: Request, incident_id
     return incident
 
 
-@router.post("/incidents/{incident_id}/notes", response_model=IncidentDetail, summary="Add a note to the history · 메모")
+@router.post("/incidents/{incident_id}/notes", response_model=IncidentDetail,
+             summary="Add a note to the history · 메모")
 async def add_note(body: NoteIn, who: Operator, request: Request, incident_id: IncidentId) -> dict[str, Any]:
     def work(conn):
         service.add_note(conn, incident_id, body.note, actor=who)
@@ -308,7 +314,8 @@ async def add_note(body: NoteIn, who: Operator, request: Request, incident_id: I
     return incident
 
 
-@router.get("/incidents/{incident_id}/history", response_model=list[HistoryEntry], summary="An incident's audit trail · 처리 이력")
+@router.get("/incidents/{incident_id}/history", response_model=list[HistoryEntry],
+            summary="An incident's audit trail · 처리 이력")
 def history(who: Staff, request: Request, incident_id: IncidentId) -> list[dict[str, Any]]:
     with request.app.state.engine.begin() as conn:
         incident = service.with_history(conn, incident_id)
@@ -320,7 +327,7 @@ def history(who: Staff, request: Request, incident_id: IncidentId) -> list[dict[
 def surroundings(who: Staff, request: Request, incident_id: IncidentId) -> dict[str, Any]:
     """Cameras whose view holds the incident, shelters, hospitals, vulnerable places, people nearby."""
     with request.app.state.engine.begin() as conn:
-        incident = store.get_incident(conn, incident_id)
+        incident = incident_records.get_incident(conn, incident_id)
         ensure_in_own_area(who, incident["area_code"], "path.incident_id")
         return around(conn, incident)
 
@@ -344,11 +351,12 @@ async def dispatch(body: DispatchIn, who: Operator, request: Request, incident_i
     made, incident, units = await in_transaction(request, work)
     await publish_incident(request, incident, "dispatch")
     for unit in units:
-        await publish(request, "unit.changed", unit)
+        await publish(request, UNIT_CHANGED, unit)
     return {"dispatches": made, "incident": incident}
 
 
-@router.post("/incidents/{incident_id}/dispatches/{dispatch_id}/arrival", response_model=Dispatch, summary="Record an arrival · 현장 도착")
+@router.post("/incidents/{incident_id}/dispatches/{dispatch_id}/arrival", response_model=Dispatch,
+             summary="Record an arrival · 현장 도착")
 async def arrival(body: ArrivalIn, who: Operator, request: Request, incident_id: IncidentId,
                   dispatch_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
     """The unit is on scene: its response time and whether it met the golden time are stored."""
@@ -358,7 +366,7 @@ async def arrival(body: ArrivalIn, who: Operator, request: Request, incident_id:
 
     done, incident, unit = await in_transaction(request, work)
     await publish_incident(request, incident, "arrival")
-    await publish(request, "unit.changed", unit)
+    await publish(request, UNIT_CHANGED, unit)
     return done
 
 
@@ -366,7 +374,7 @@ async def arrival(body: ArrivalIn, who: Operator, request: Request, incident_id:
 def response_times(who: Staff, request: Request, q: Annotated[ResponseTimeFilter, Query()]) -> dict[str, Any]:
     """Every recorded arrival, the median and 90th percentile, and the share within the golden time."""
     with request.app.state.engine.begin() as conn:
-        return dispatching.response_times(store.arrivals(conn, since=q.since, kind=q.kind))
+        return dispatching.response_times(repository.arrivals(conn, since=q.since, kind=q.kind))
 
 
 @router.get("/incident-kinds", summary="Incident kinds · 사건 유형")

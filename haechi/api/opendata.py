@@ -105,7 +105,8 @@ FREQUENCY_WORDS = {"CONT": ("수시(실시간)", "continuous"), "HOURLY": ("매�
 
 def render_page(catalogue: dict[str, Any], korean: bool) -> str:
     words = {True: {"lang": "ko", "other": "en", "other_name": "English", "title": "해치 공공데이터",
-                    "intro": "도시안전 데이터를 누구나 자유롭게 내려받을 수 있습니다. 개인정보와 위치 추적 정보는 포함하지 않습니다.",
+                    "intro": "도시안전 데이터를 누구나 자유롭게 내려받을 수 있습니다. "
+                             "개인정보와 위치 추적 정보는 포함하지 않습니다.",
                     "fields": "항목", "frequency": "갱신 주기", "licence": "이용 허락", "download": "내려받기",
                     "metadata": "메타데이터(DCAT JSON-LD)"},
              False: {"lang": "en", "other": "ko", "other_name": "한국어", "title": "Haechi open data",

@@ -24,8 +24,10 @@ router = APIRouter(prefix=API_PREFIX, tags=["risk"], responses=PROBLEM_RESPONSES
 
 class RiskQuery(QueryParams):
     level: Literal["district", "dong"] = "dong"
-    flood: int | None = Field(None, ge=1, description="Flood simulation id for the flood hazard (latest done if left out)")
-    quake: int | None = Field(None, ge=1, description="Quake simulation id for the earthquake hazard (latest done if left out)")
+    flood: int | None = Field(None, ge=1,
+                              description="Flood simulation id for the flood hazard (latest done if left out)")
+    quake: int | None = Field(None, ge=1,
+                              description="Quake simulation id for the earthquake hazard (latest done if left out)")
 
 
 class RankQuery(RiskQuery):

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field
 from shapely.geometry import Polygon
 
+from haechi.cities.targeting import area_facts
 from haechi.core.errors import HaechiError, InvalidInput
 from haechi.model.access import Role
 from haechi.roads import coverage as coverage_mod
@@ -23,7 +24,6 @@ from haechi.roads import hazards
 from haechi.roads.service import Network, network
 from haechi.store import warnings as warning_store
 from haechi.store.access import Principal
-from haechi.warnings.targeting import area_facts
 
 from .auth import Authenticated, require
 from .common import API_PREFIX, Db, Lat, Lon, RequestBody, kept_if_refused

@@ -16,6 +16,7 @@ from haechi.core.events import Event
 from haechi.ingest import parse
 from haechi.ingest.pipeline import Pipeline, Report
 from haechi.model.access import Role
+from haechi.model.events import OBSERVATION_STORED, PUBLIC
 from haechi.store.access import Principal, authenticate
 
 from .auth import identify, require
@@ -202,7 +203,8 @@ def live_state(
             continue
         if area and not (profile.area_code or "").startswith(area):
             continue
-        if box and not (profile.lon is not None and box[0] <= profile.lon <= box[2] and box[1] <= profile.lat <= box[3]):
+        if box and not (profile.lon is not None
+                        and box[0] <= profile.lon <= box[2] and box[1] <= profile.lat <= box[3]):
             continue
         rows.append({
             "datastream_id": stream_id, "name": profile.name, "property": profile.property, "unit": profile.unit,
@@ -240,7 +242,7 @@ async def live_stream(
 
     async def enqueue(event: Event) -> None:
         nonlocal lagged
-        if not event.type.startswith(PUBLIC_EVENTS) and not _may_see(staff, event):
+        if event.type not in PUBLIC and not _may_see(staff, event):
             return
         if queue.full():
             queue.get_nowait()
@@ -273,8 +275,6 @@ async def live_stream(
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-#: Event families anyone may follow; everything else on the bus is for staff.
-PUBLIC_EVENTS = ("observation", "sensor.", "warning.", "alert.")
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.DISTRICT_OFFICIAL})
 
 
@@ -299,7 +299,7 @@ def _may_see(staff: Principal | None, event: Event) -> bool:
 
 def _expand(event: Event):
     """A stored batch becomes one `observation` event per reading, as the dashboard wants them."""
-    if event.type == "observation.stored":
+    if event.type == OBSERVATION_STORED:
         for observation in event.data["observations"]:
             yield "observation", observation
     else:

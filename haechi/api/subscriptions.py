@@ -17,9 +17,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BeforeValidator, Field, field_validator
 from sqlalchemy import Connection
 
-from haechi.alerts.egress import RefusedTarget, check_webhook_url
 from haechi.alerts.webhooks import BodyFormat
 from haechi.core.clock import utcnow
+from haechi.core.egress import RefusedTarget, check_webhook_url
 from haechi.core.errors import InvalidInput
 from haechi.model.access import Role
 from haechi.store import alerting

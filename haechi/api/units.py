@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import Field
 
+from haechi.model.events import UNIT_CHANGED
 from haechi.response import dispatch as dispatching
-from haechi.response import store
+from haechi.response import repository
 
 from .common import API_PREFIX, Lat, Lon, OptionalPoint, QueryParams, RequestBody
 from .incidents import Operator, Staff, in_transaction, publish
@@ -41,13 +42,13 @@ class UnitFilter(QueryParams):
 @router.get("/units", summary="119 units · 출동대 목록")
 def list_units(who: Staff, request: Request, q: Annotated[UnitFilter, Query()]) -> list[dict[str, Any]]:
     with request.app.state.engine.begin() as conn:
-        return store.find_units(conn, status=q.status, station_place_id=q.station)
+        return repository.find_units(conn, status=q.status, station_place_id=q.station)
 
 
 @router.get("/units.geojson", summary="119 units as a map layer · 출동대 지도")
 def units_geojson(who: Staff, request: Request) -> dict[str, Any]:
     with request.app.state.engine.begin() as conn:
-        units = store.find_units(conn)
+        units = repository.find_units(conn)
     return {"type": "FeatureCollection", "features": [
         {"type": "Feature", "id": u["id"], "geometry": {"type": "Point", "coordinates": [u["lon"], u["lat"]]},
          "properties": {k: u[k] for k in ("id", "call_sign", "unit_type", "status", "station_name_ko")}}
@@ -57,7 +58,7 @@ def units_geojson(who: Staff, request: Request) -> dict[str, Any]:
 @router.post("/units", status_code=201, summary="Register a unit · 출동대 등록")
 async def add_unit(body: UnitIn, who: Operator, request: Request, response: Response) -> dict[str, Any]:
     unit = await in_transaction(request, lambda conn: dispatching.add_unit(conn, **body.model_dump()))
-    await publish(request, "unit.changed", unit)
+    await publish(request, UNIT_CHANGED, unit)
     response.headers["Location"] = f"{API_PREFIX}/units/{unit['id']}"
     return unit
 
@@ -73,12 +74,12 @@ async def change_status(body: UnitStatusIn, who: Operator, request: Request, uni
     """Illegal moves answer 409 naming the allowed ones; `on_scene` records the arrival of its dispatch."""
     unit = await in_transaction(request, lambda conn: dispatching.move_unit(
         conn, unit_id, body.status, actor=who, lon=body.lon, lat=body.lat))
-    await publish(request, "unit.changed", unit)
+    await publish(request, UNIT_CHANGED, unit)
     return unit
 
 
 @router.post("/units/{unit_id}/position", summary="Report a unit's position · 출동대 위치")
 async def set_position(body: PositionIn, who: Operator, request: Request, unit_id: UnitId) -> dict[str, Any]:
     unit = await in_transaction(request, lambda conn: dispatching.set_position(conn, unit_id, body.lon, body.lat))
-    await publish(request, "unit.changed", unit)
+    await publish(request, UNIT_CHANGED, unit)
     return unit

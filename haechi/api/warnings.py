@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from haechi.core.clock import utcnow
-from haechi.core.events import Event
 from haechi.model.access import Role
-from haechi.store import warnings as store
+from haechi.model.events import WARNING_ACKNOWLEDGED, event
+from haechi.model.hazards import CRISIS_KO
+from haechi.store import warnings
 from haechi.store.access import Principal
-from haechi.warnings.criteria import CRISIS_KO, load_criteria
+from haechi.warnings.criteria import load_criteria
 
 from .auth import ensure_in_own_area, require
 from .common import API_PREFIX, AreaCode, Db
@@ -32,14 +33,14 @@ def list_warnings(
 ) -> list[dict[str, Any]]:
     """Warnings with their level on the Korean 4-level crisis scale (관심 · 주의 · 경계 · 심각)."""
     with engine.connect() as conn:
-        rows = store.list_warnings(conn, active_only=active, hazard=hazard, area_code=area, limit=limit)
+        rows = warnings.list_warnings(conn, active_only=active, hazard=hazard, area_code=area, limit=limit)
         return [_public(r) | _reach(conn, r["id"]) for r in rows if not r["exercise"]]
 
 
 @router.get("/warnings/{warning_id}", summary="One warning · 특보")
 def get_warning(engine: Db, warning_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
     with engine.connect() as conn:
-        return _public(store.get_warning(conn, warning_id)) | _reach(conn, warning_id)
+        return _public(warnings.get_warning(conn, warning_id)) | _reach(conn, warning_id)
 
 
 @router.post("/warnings/{warning_id}/acknowledge", summary="Acknowledge a warning · 특보 확인")
@@ -51,10 +52,10 @@ async def acknowledge_warning(
     Idempotent: the first acknowledgement stands. A new level clears it (it must be seen again).
     """
     with engine.begin() as conn:
-        ensure_in_own_area(who, store.get_warning(conn, warning_id)["area_code"], "path.warning_id")
+        ensure_in_own_area(who, warnings.get_warning(conn, warning_id)["area_code"], "path.warning_id")
         # Shown to everyone: the center (or role) that took charge, not a person's token name.
-        warning = _public(store.acknowledge(conn, warning_id, who.center or who.role, utcnow()))
-    await request.app.state.bus.publish(Event("warning.acknowledged", warning))
+        warning = _public(warnings.acknowledge(conn, warning_id, who.center or who.role, utcnow()))
+    await request.app.state.bus.publish(event(WARNING_ACKNOWLEDGED, warning))
     return warning
 
 
@@ -72,7 +73,7 @@ def criteria() -> list[dict[str, Any]]:
 def _reach(conn, warning_id: int) -> dict[str, Any]:
     """Where the warning's latest alert reaches: its districts (a gauge's buffer may span several)
     and the area as the alert names it, in Korean and English."""
-    alert = store.latest_alert_of(conn, warning_id)
+    alert = warnings.latest_alert_of(conn, warning_id)
     if alert is None:
         return {"districts": [], "area_desc": {}}
     infos = alert["cap_json"].get("info") or []

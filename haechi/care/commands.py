@@ -21,7 +21,7 @@ def purge(
         "--retention-h", min=0.0, help="Keep this many hours (default HAECHI_CARE_RETENTION_H, 24)")] = None,
 ) -> None:
     """Delete care positions and activity older than the retention period · 보존기간 지난 위치정보 파기."""
-    from haechi.care import store
+    from haechi.care import repository
     from haechi.core.clock import utcnow
     from haechi.store import open_db
 
@@ -31,7 +31,7 @@ def purge(
     from datetime import timedelta
 
     with engine.begin() as conn:
-        removed = store.purge(conn, utcnow() - timedelta(hours=hours))
+        removed = repository.purge(conn, utcnow() - timedelta(hours=hours))
     engine.dispose()
     console.print(f"파기 완료 · purged (older than {hours:g} h): {removed['positions']} positions, "
                   f"{removed['activity']} activity reports, {removed['alert_positions']} alert positions cleared")

@@ -1,4 +1,4 @@
-"""Active warnings as geometries for the geofence (warnings table + ``warnings/targeting.py``)."""
+"""Active warnings as geometries for the geofence (warnings table + ``cities/targeting.py``)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from shapely.geometry import Polygon, shape
 from shapely.ops import unary_union
 from sqlalchemy import Connection, select
 
+from haechi.cities.targeting import area_facts
 from haechi.core.errors import NotFound
 from haechi.store import areas
 from haechi.store.schema import warnings
-from haechi.warnings.targeting import area_facts
 
 from .geofence import HazardArea
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 
+from haechi.bus.mqtt_session import Delivery, MqttSubscriber, StoreDown
 from haechi.core.clock import utcnow
-from haechi.ingest.mqtt_session import Delivery, MqttSubscriber, StoreDown
 
 from .reports import decode_message
 from .service import CareService

@@ -25,14 +25,16 @@ import orjson
 from shapely.geometry import shape
 from sqlalchemy import Engine
 
-from haechi.alerts.egress import GuardedTransport, RefusedTarget, WebhookPolicy
 from haechi.core.clock import KST, utcnow
+from haechi.core.egress import GuardedTransport, RefusedTarget, WebhookPolicy
 from haechi.core.errors import Conflict, InvalidInput
 from haechi.core.events import Bus, Event
+from haechi.model.events import CARE_ALERT, WARNING_CHANGED
+from haechi.model.geo import TO_DEGREES, TO_METRES, transform
 from haechi.store import deadletters
-from haechi.warnings.targeting import TO_DEGREES, TO_METRES, transform
+from haechi.store.incidents import add_reported, get_incident
 
-from . import store, welfare
+from . import repository, welfare
 from .geofence import Geofence, Zone, parse_schedule
 from .hazards import active_warnings, hazard_areas
 from .messages import render
@@ -95,7 +97,7 @@ class CareService:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.load)
-        self._unsubscribe = self.bus.subscribe("warning.changed", self._on_warning)
+        self._unsubscribe = self.bus.subscribe(WARNING_CHANGED, self._on_warning)
 
     async def stop(self) -> None:
         if self._unsubscribe:
@@ -109,7 +111,7 @@ class CareService:
             self._load_zones(conn)
             self._load_hazards(conn)
             self.trips = {}
-            for trip in store.active_trips(conn):
+            for trip in repository.active_trips(conn):
                 self._watch_trip(trip)
 
     async def reload_zones(self) -> None:
@@ -123,7 +125,7 @@ class CareService:
     def _load_zones(self, conn) -> None:
         self.geofence.set_zones([
             Zone(z["id"], z["ward_id"], z["kind"], z["name"], shape(z["geometry"]), parse_schedule(z["schedule"]))
-            for z in store.zones(conn)])
+            for z in repository.zones(conn)])
 
     def _load_hazards(self, conn) -> None:
         self.geofence.set_hazards(hazard_areas(conn, self._hazard_cache))
@@ -176,13 +178,13 @@ class CareService:
                         for pair in self._accept(conn, items, source, now, outcome, token_id)]
             positions = [(i, d) for i, d in accepted if isinstance(i, Position)]
             activity = [(i, d) for i, d in accepted if isinstance(i, Activity)]
-            outcome.positions = store.save_positions(conn, [
+            outcome.positions = repository.save_positions(conn, [
                 {"ward_id": d["ward_id"], "device_id": d["id"], "at": i.at, "received_at": now,
                  "lon": i.lon, "lat": i.lat, "accuracy_m": i.accuracy_m} for i, d in positions])
-            outcome.activity = store.save_activity(conn, [
+            outcome.activity = repository.save_activity(conn, [
                 {"ward_id": d["ward_id"], "device_id": d["id"], "at": i.at, "kind": i.kind or d["kind"]}
                 for i, d in activity])
-            store.answer_open_checks(conn, {d["ward_id"] for _, d in activity}, now, "activity")
+            repository.answer_open_checks(conn, {d["ward_id"] for _, d in activity}, now, "activity")
             outcome.alerts = self._raise_many(conn, self._evaluate(conn, positions, accepted, now))
         return outcome
 
@@ -198,7 +200,7 @@ class CareService:
                 outcome.refused += 1
         rest = [i for i in items if not isinstance(i, Refused)]
         devices = self._known_devices(conn, {i.device for i in rest})
-        consenting = store.consenting(conn, {d["ward_id"] for d in devices.values()}, now)
+        consenting = repository.consenting(conn, {d["ward_id"] for d in devices.values()}, now)
         accepted = []
         for item in rest:
             device = devices.get(item.device)
@@ -216,7 +218,7 @@ class CareService:
                 outcome.refused += 1
             else:
                 if token_id is not None and device.get("token_id") is None:
-                    store.bind_device(conn, device["id"], token_id)
+                    repository.bind_device(conn, device["id"], token_id)
                     device["token_id"] = token_id
                 accepted.append((item, device))
         return accepted
@@ -237,7 +239,7 @@ class CareService:
             if isinstance(item, Sos):
                 lon, lat = item.lon, item.lat
                 if lon is None:
-                    last = store.positions(conn, device["ward_id"], limit=1)
+                    last = repository.positions(conn, device["ward_id"], limit=1)
                     lon, lat = (last[0]["lon"], last[0]["lat"]) if last else (None, None)
                 trip = self.trips.get(device["ward_id"])
                 raised.append(("sos", device["ward_id"], item.at, lon, lat,
@@ -252,7 +254,7 @@ class CareService:
         for kind, detail in check_position(watch, self.trip_rules, lon, lat, at):
             found.append((kind, ward_id, at, lon, lat, detail | {"trip_id": watch.trip_id}))
             if kind == "arrived":
-                store.end_trip(conn, watch.trip_id, "arrived", at)
+                repository.end_trip(conn, watch.trip_id, "arrived", at)
                 del self.trips[ward_id]
                 break
         return found
@@ -268,10 +270,10 @@ class CareService:
         if not raised:
             return []
         ids = {r[1] for r in raised}
-        wards, guardians = self._known_wards(conn, ids), store.guardians_of(conn, ids)
+        wards, guardians = self._known_wards(conn, ids), repository.guardians_of(conn, ids)
         rows = []
         for kind, ward_id, at, lon, lat, detail in raised:
-            trip = store.get_trip(conn, detail["trip_id"]) if detail.get("trip_id") else None
+            trip = repository.get_trip(conn, detail["trip_id"]) if detail.get("trip_id") else None
             chosen = set(trip["contacts"] or []) if trip and kind in TRIP_KINDS else set()
             to_guardians = [g for g in guardians.get(ward_id, [])
                             if (not chosen or g["id"] in chosen) and _wants(g, kind, detail)]
@@ -280,24 +282,24 @@ class CareService:
             rows.append({"ward_id": ward_id, "kind": kind, "at": at, "lon": lon, "lat": lat,
                          "detail": detail | {"to": to}, "escalate_at": escalate_at,
                          "delivery": None if any(g["webhook_url"] for g in to_guardians) else "none"})
-        return store.add_alerts(conn, rows)
+        return repository.add_alerts(conn, rows)
 
     def _known_devices(self, conn, refs: set[str]) -> dict[str, dict[str, Any]]:
         if missing := refs - self._devices.keys():
-            self._devices.update(store.devices_by_ref(conn, missing))
+            self._devices.update(repository.devices_by_ref(conn, missing))
         return {r: self._devices[r] for r in refs if r in self._devices}
 
     def _known_wards(self, conn, ids: set[int]) -> dict[int, dict[str, Any]]:
         if missing := set(ids) - self._wards.keys():
-            self._wards.update(store.wards(conn, missing))
+            self._wards.update(repository.wards(conn, missing))
         return {i: self._wards[i] for i in ids if i in self._wards}
 
     # ── announcing ──
 
     async def announce(self, alerts: Sequence[dict[str, Any]]) -> None:
         for alert in alerts:
-            await self.bus.publish(Event("care.alert", {"alert_id": alert["id"], "kind": alert["kind"],
-                                                        "at": alert["at"].isoformat()}))
+            await self.bus.publish(Event(CARE_ALERT, {"alert_id": alert["id"], "kind": alert["kind"],
+                                                   "at": alert["at"].isoformat()}))
             if alert["delivery"] == "none":
                 continue  # no webhook among its recipients
             task = asyncio.create_task(self._deliver(alert["id"]), name=f"care-webhook:{alert['id']}")
@@ -344,7 +346,7 @@ class CareService:
         alerts = []
         for ward_id, watch in list(self.trips.items()):
             if is_overdue(watch, self.trip_rules, now):
-                last = store.positions(conn, ward_id, limit=1)
+                last = repository.positions(conn, ward_id, limit=1)
                 lon, lat = (last[0]["lon"], last[0]["lat"]) if last else (None, None)
                 alerts.append(self._raise(conn, ward_id, "overdue", now, lon, lat, {"trip_id": watch.trip_id}))
         alerts += self._welfare(conn, now)
@@ -353,26 +355,26 @@ class CareService:
 
     def _welfare(self, conn, now: datetime) -> list[dict[str, Any]]:
         w_rules = welfare_rules()
-        elderly = {i: w for i, w in store.wards(conn).items() if w["kind"] == "elderly_alone"}
-        consenting = store.consenting(conn, elderly, now)
-        last = store.last_activity(conn, consenting)
+        elderly = {i: w for i, w in repository.wards(conn).items() if w["kind"] == "elderly_alone"}
+        consenting = repository.consenting(conn, elderly, now)
+        last = repository.last_activity(conn, consenting)
         warnings_now = active_warnings(conn)
         alerts = []
         for ward_id in sorted(consenting):
             ward = elderly[ward_id]
             here = [w["hazard"] for w in warnings_now if welfare.same_district(ward["area_code"], w["area_code"])]
             hours, tightened_by = welfare.period(w_rules, here)
-            since = max(c["granted_at"] for c in store.consents(conn, ward_id) if c["withdrawn_at"] is None)
+            since = max(c["granted_at"] for c in repository.consents(conn, ward_id) if c["withdrawn_at"] is None)
             quiet_from = last.get(ward_id) or since
-            already = store.latest_alert_at(conn, ward_id, "welfare_check")
+            already = repository.latest_alert_at(conn, ward_id, "welfare_check")
             if welfare.check_due(last.get(ward_id), since, now, hours) and (already is None or already < quiet_from):
                 alerts.append(self._raise(conn, ward_id, "welfare_check", now, None, None, {
                     "minutes": round(hours * 60), "period_h": hours, "tightened_by": tightened_by,
                     "quiet_since": quiet_from.isoformat()},
                     escalate_at=now + timedelta(minutes=w_rules["answer_within_minutes"])))
-        for check in store.open_welfare_checks(conn):
+        for check in repository.open_welfare_checks(conn):
             if check["escalate_at"] is not None and check["escalate_at"] <= now:
-                store.set_alert(conn, check["id"], status="escalated")
+                repository.set_alert(conn, check["id"], status="escalated")
                 alerts.append(self._raise(conn, check["ward_id"], "welfare_escalated", now, None, None,
                                           {"check_id": check["id"]}))
         return alerts
@@ -382,8 +384,8 @@ class CareService:
         if not in_school_hours(now) or not self.geofence.hazards:
             return []
         radius = rules()["school"]["zone_radius_m"]
-        children = {i for i, w in store.wards(conn).items() if w["kind"] == "child"}
-        children &= store.consenting(conn, children, now)
+        children = {i for i, w in repository.wards(conn).items() if w["kind"] == "child"}
+        children &= repository.consenting(conn, children, now)
         alerts = []
         for zone in self.geofence.zones:
             if zone.kind != "school" or zone.ward_id not in children:
@@ -400,57 +402,38 @@ class CareService:
 
     # ── missing person, purge ──
 
-    def open_missing(self, ward_id: int, actor, open_incident=None) -> dict[str, Any]:
+    def open_missing(self, ward_id: int, actor) -> dict[str, Any]:
         """Open a missing-person incident for the 119 center at the last known position.
 
         The track itself stays in the care tables: while the incident is open, operators read it
         there (``/care/wards/{id}/positions``), every read is in the ward's access log, and it is
-        purged with the rest. The incident carries only where to start and where to look.
+        purged with the rest. The incident carries only where to start and where to look. It is
+        written through the shared incident records (``haechi.store.incidents``), as response
+        opens its own; its fields are always valid ones (a known kind and center, a checked position).
         """
-        if open_incident is None:
-            from haechi.response.incidents import open_incident
-        from haechi.response.store import get_incident
-
         with self.engine.begin() as conn:
-            ward = store.get_ward(conn, ward_id)
-            linked = store.open_incident_of(conn, ward_id)
+            ward = repository.get_ward(conn, ward_id)
+            linked = repository.open_incident_of(conn, ward_id)
             if linked and get_incident(conn, linked["incident_id"])["status"] != "closed":
                 raise Conflict(f"ward {ward_id} already has an open missing-person incident")
             if linked:  # the last search ended: its link goes, a new one is made below
-                store.close_incidents(conn, ward_id, utcnow())
-            track = store.positions(conn, ward_id, limit=rules()["missing"]["track_points"])
+                repository.close_incidents(conn, ward_id, utcnow())
+            track = repository.positions(conn, ward_id, limit=rules()["missing"]["track_points"])
             if not track:
                 raise InvalidInput(f"ward {ward_id} has no known position to search from", field="path.ward_id")
             last = track[0]
-            incident = open_incident(
+            incident = add_reported(
                 conn, kind="missing_person", lon=last["lon"], lat=last["lat"],
                 title=f"실종 의심 / Missing: {ward['alias']} ({ward['kind']})", severity="high", center="119",
                 source="care", actor=actor, detail={
                     "ward_id": ward_id, "ward_kind": ward["kind"], "last_seen_at": last["at"].isoformat(),
                     "track_points": len(track), "track": f"/api/v1/care/wards/{ward_id}/positions"})
-            store.link_incident(conn, ward_id, incident["id"], utcnow())
+            repository.link_incident(conn, ward_id, incident["id"], utcnow())
             return incident
 
     def purge(self, now: datetime | None = None) -> dict[str, int]:
         with self.engine.begin() as conn:
-            return store.purge(conn, (now or utcnow()) - self.retention)
-
-
-def purge_every(service: CareService, period_s: float):
-    """The scheduled purge and clock (lifespan task)."""
-
-    async def run() -> None:
-        while True:
-            await asyncio.sleep(period_s)
-            try:
-                removed = await asyncio.to_thread(service.purge)
-                if any(removed.values()):
-                    log.info("care purge: %s", removed)
-                await service.tick()
-            except Exception:
-                log.exception("care purge/tick failed; trying again in %ss", period_s)
-
-    return run()
+            return repository.purge(conn, (now or utcnow()) - self.retention)
 
 
 def in_school_hours(now: datetime) -> bool:
@@ -480,7 +463,8 @@ def message_for(alert: dict[str, Any], ward: dict[str, Any], guardian: dict[str,
                   at=alert["at"], detail=alert["detail"])
 
 
-def alert_body(alert: dict[str, Any], ward: dict[str, Any], message: dict[str, Any], with_position: bool) -> dict[str, Any]:
+def alert_body(alert: dict[str, Any], ward: dict[str, Any], message: dict[str, Any],
+               with_position: bool) -> dict[str, Any]:
     body = {"alert_id": alert["id"], "ward_id": ward["id"], "ward": ward["alias"], "kind": alert["kind"],
             "at": alert["at"].isoformat(), "message": message,
             "detail": {k: v for k, v in alert["detail"].items() if k != "to"}}
@@ -490,26 +474,26 @@ def alert_body(alert: dict[str, Any], ward: dict[str, Any], message: dict[str, A
 
 
 def _webhook_targets(conn, alert_id: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    alert = store.get_alert(conn, alert_id)
-    ward = store.get_ward(conn, alert["ward_id"])
+    alert = repository.get_alert(conn, alert_id)
+    ward = repository.get_ward(conn, alert["ward_id"])
     wanted = set(alert["detail"]["to"]["guardians"])
     return [(g, alert_body(alert, ward, message_for(alert, ward, g), True))
-            for g in store.guardians_of(conn, [ward["id"]]).get(ward["id"], [])
+            for g in repository.guardians_of(conn, [ward["id"]]).get(ward["id"], [])
             if g["id"] in wanted and g["webhook_url"]]
 
 
 def _set_delivery(conn, alert_id: int, status: str, results: Sequence[tuple[dict[str, Any], Sent]]) -> None:
     """The alert's delivery status; in the ward's access log each position sent, and each refusal
     with its reason (the only record of why a guardian's webhook got nothing)."""
-    store.set_alert(conn, alert_id, delivery=status)
-    alert = store.get_alert(conn, alert_id)
+    repository.set_alert(conn, alert_id, delivery=status)
+    alert = repository.get_alert(conn, alert_id)
     for guardian, sent in results:
         detail = {"alert_id": alert_id, "guardian_id": guardian["id"], "delivered": sent.ok}
         if sent.error:
             detail["error"] = sent.error
         if sent.refused:
-            store.log_access(conn, alert["ward_id"], guardian["name"], "guardian", "refused: alert sent by webhook",
-                             detail)
+            repository.log_access(conn, alert["ward_id"], guardian["name"], "guardian",
+                                  "refused: alert sent by webhook", detail)
         elif alert["lon"] is not None:
-            store.log_access(conn, alert["ward_id"], guardian["name"], "guardian", "alert position sent by webhook",
-                             detail)
+            repository.log_access(conn, alert["ward_id"], guardian["name"], "guardian",
+                                  "alert position sent by webhook", detail)

@@ -12,7 +12,7 @@ from typing import Any
 from shapely.geometry import LineString, Point, shape
 from shapely.geometry.base import BaseGeometry
 
-from haechi.warnings.targeting import TO_METRES, transform
+from haechi.model.geo import TO_METRES, transform
 
 
 def route_line(geojson: dict[str, Any]) -> LineString:

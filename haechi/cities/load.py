@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from haechi.ingest.provision import provision_stations
+from haechi.cities.provision import provision_stations
 from haechi.store import areas, places
 
 from . import resolve

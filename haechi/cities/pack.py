@@ -251,7 +251,8 @@ def _place(raw: dict[str, str], spec: PlaceFile, locate: AreaLocator, where: str
         raise InvalidInput(f"{where}: every place needs 'ref' and 'name_ko'")
     lon, lat = _coordinate(raw.get("lon")), _coordinate(raw.get("lat"))
     if (lon is None) != (lat is None) or (lon is not None and not (-180 <= lon <= 180 and -90 <= lat <= 90)):
-        raise InvalidInput(f"{where}: lon/lat must both be given, in degrees (got {raw.get('lon')!r}, {raw.get('lat')!r})")
+        raise InvalidInput(f"{where}: lon/lat must both be given, in degrees "
+                           f"(got {raw.get('lon')!r}, {raw.get('lat')!r})")
     _check_choices(raw, kind, where)
     known = set(PLACE_COMMON) | {"kind", "lon", "lat", "source", "district_code"}
     # Codes keep their leading digits as text; other numbers become numbers.

@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     # Care for the vulnerable (issue 6): positions are personal data, kept only this long.
     care_retention_h: float = Field(24.0, gt=0, description="Hours care positions and activity are kept before purge.")
     care_tick_s: float = Field(60.0, gt=0, description="How often care purges old positions and checks trips/welfare.")
-    care_topic_prefix: str = Field("haechi/care", description="MQTT prefix of care devices: <prefix>/<device>/position.")
+    care_topic_prefix: str = Field(
+        "haechi/care", description="MQTT prefix of care devices: <prefix>/<device>/position."
+    )
     care_mqtt_url: str | None = Field(None, description="Broker of the care devices; mqtt_url when unset.")
     max_photo_bytes: int = Field(8_000_000, description="Largest photo a citizen may attach to a hazard report.")
     lake_dir: str = Field("lake", description="Folder of the Parquet lake and data marts (haechi lake/mart).")

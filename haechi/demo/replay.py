@@ -20,11 +20,11 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from haechi.cities.provision import provision_stations
 from haechi.core.clock import KST
 from haechi.core.errors import InvalidInput, NotFound
-from haechi.ingest.parse import Reading
-from haechi.ingest.provision import provision_stations
 from haechi.ingest.queue import Sink
+from haechi.model.reading import Reading
 from haechi.store.places import save_places
 from haechi.store.schema import datastreams, observed_properties, places, things
 

@@ -10,14 +10,14 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy import Engine
 
-from haechi.bus.memory import InProcessBus
 from haechi.core.clock import KST, utcnow
 from haechi.core.events import Bus, Event
-from haechi.ingest.pipeline import Pipeline
-from haechi.ingest.queue import LocalSink, Sink
-from haechi.predict.auto import RiverForecaster
-from haechi.warnings.criteria import CRISIS_KO
-from haechi.warnings.service import WarningService
+from haechi.core.settings import get_settings
+from haechi.ingest.queue import Sink
+from haechi.model.events import ALERT_SENT, WARNING_CHANGED
+from haechi.model.hazards import CRISIS_KO
+from haechi.runtime import Context, Role, Runtime
+from haechi.runtime.parts import PARTS
 
 from .replay import Scenario, replay, resolve, steps
 
@@ -40,8 +40,8 @@ def show_timeline(bus: Bus, console: Console) -> None:
             if lang in headlines:
                 console.print(escape(f"    CAP {event.data['msg_type']} [{lang}] {headlines[lang]}"))
 
-    bus.subscribe("warning.changed", on_change)
-    bus.subscribe("alert.sent", on_alert)
+    bus.subscribe(WARNING_CHANGED, on_change)
+    bus.subscribe(ALERT_SENT, on_alert)
 
 
 class ScenarioClock:
@@ -77,21 +77,19 @@ async def play(sink: Sink, chosen: Scenario, engine: Engine, speed: float, conso
 
 
 async def headless(engine: Engine, chosen: Scenario, speed: float, console: Console) -> int:
-    """The scenario in-process: pipeline, warnings and alerts, printed; returns when it ends."""
-    bus = InProcessBus()
-    pipeline = Pipeline(engine, bus=bus)
-    await asyncio.to_thread(pipeline.warm)
+    """The scenario in-process: the engine role as the server runs it (warnings, forecasts, alerts …)
+    on the scenario's clock, with the timeline printed; returns when the scenario ends."""
     clock = ScenarioClock()
-    warnings = WarningService(engine, bus, now=clock.now)
-    warnings.start()
-    forecaster = RiverForecaster(engine, bus)  # as the server does: forecast warnings come on their own
-    forecaster.start()
-    show_timeline(bus, console)
+    # In-process whatever the environment says: no NATS, no brokers.
+    settings = get_settings().model_copy(update={"bus_url": None, "mqtt_url": None, "care_mqtt_url": None})
+    context = Context.of(engine, settings, now=clock.now, name="haechi-demo")
+    runtime = Runtime(PARTS, {Role.ENGINE}, context)
+    show_timeline(context.bus, console)
+    await runtime.start()
     try:
-        return await play(LocalSink(pipeline), chosen, engine, speed, console, clock)
+        return await play(context.sink, chosen, engine, speed, console, clock)
     finally:
-        forecaster.stop()
-        warnings.stop()
+        await runtime.stop()
 
 
 def what_if(engine: Engine, chosen: Scenario, console: Console) -> int:

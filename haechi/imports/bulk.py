@@ -30,7 +30,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Connection, select
 
 from haechi.ingest import qc
-from haechi.ingest.catalogue import QcLimits, catalogue
+from haechi.model.catalogue import QcLimits, catalogue
 from haechi.store import sensing
 from haechi.store.schema import datastreams, observations, observed_properties
 

@@ -36,7 +36,7 @@ from shapely.geometry import shape
 from sqlalchemy import Engine, Float, Integer
 
 from haechi.core.errors import InvalidInput
-from haechi.ingest.catalogue import lookup
+from haechi.model.catalogue import lookup
 from haechi.model.city import PlaceKind
 from haechi.store import places as place_store
 from haechi.store.schema import places
@@ -65,7 +65,8 @@ def run(engine: Engine, path: Path, outcome: Outcome, progress: Progress, *, map
     kind = spec["kind"]
     rows = _place_rows(path, outcome) if geojson else registers.read_rows(path, outcome)
     if geojson:  # the geometry gives the position unless the mapping names columns for it
-        fields += tuple(Field(key, key, parse) for key, parse in (("lon", registers.longitude), ("lat", registers.latitude))
+        fields += tuple(Field(key, key, parse)
+                        for key, parse in (("lon", registers.longitude), ("lat", registers.latitude))
                         if key not in spec["columns"])
     return registers.import_rows(engine, rows, fields, f"mapped:{kind}", outcome, progress,
                              lambda conn, good: _store(conn, kind, spec, good, outcome.source))

@@ -241,7 +241,8 @@ def _parse_row(raw: dict[str, str], fields: tuple[Field, ...]) -> dict[str, Any]
 def _check_areas(conn: Connection, good: list, letters: list, outcome: Outcome) -> None:
     """Area codes must name an area of the DB (load the city pack first)."""
     codes = {g["area_code"] for g in good if g.get("area_code")}
-    known = set(conn.execute(select(admin_areas.c.code).where(admin_areas.c.code.in_(codes))).scalars()) if codes else set()
+    known = (set(conn.execute(select(admin_areas.c.code).where(admin_areas.c.code.in_(codes))).scalars())
+             if codes else set())
     for i, g in enumerate(good):
         if g.get("area_code") and g["area_code"] not in known:
             number_ = g["_row"]

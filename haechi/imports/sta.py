@@ -17,11 +17,11 @@ import httpx
 import orjson
 from sqlalchemy import Connection, Engine, select
 
+from haechi.cities.provision import save_catalogue
 from haechi.core.errors import InvalidInput
-from haechi.ingest.catalogue import catalogue
-from haechi.ingest.parse import Reading, Rejected
 from haechi.ingest.pipeline import Pipeline
-from haechi.ingest.provision import save_catalogue
+from haechi.model.catalogue import catalogue
+from haechi.model.reading import Reading, Rejected
 from haechi.store import sensing
 from haechi.store.schema import datastreams, sensors, things
 

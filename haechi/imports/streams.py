@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
-from haechi.ingest.catalogue import lookup
-from haechi.ingest.provision import save_catalogue
+from haechi.cities.provision import save_catalogue
+from haechi.model.catalogue import lookup
 from haechi.store import places as place_store
 from haechi.store import sensing
 from haechi.store.schema import datastreams, gauges, places, things

@@ -27,8 +27,8 @@ from sqlalchemy import Connection, Engine, select
 
 from haechi.core.clock import utcnow
 from haechi.core.errors import InvalidInput
-from haechi.ingest.catalogue import lookup
-from haechi.ingest.units import converter
+from haechi.model.catalogue import lookup
+from haechi.model.units import converter
 from haechi.store.schema import datastreams
 
 from . import bulk, textfile
@@ -203,7 +203,8 @@ class BlockImporter:
             for mask, _, _ in problems:
                 bad_row |= mask
             readings = self._readings(conn, stations, block.times, block.values, block.present, ~bad_row)
-            self.limits.update(bulk.limits_of_streams(conn, set(np.unique(readings.stream).tolist()) - self.limits.keys()))
+            self.limits.update(bulk.limits_of_streams(conn,
+                                                      set(np.unique(readings.stream).tolist()) - self.limits.keys()))
             stored = bulk.store(conn, readings, self.limits, self.now())
             self._reject(conn, block.cells, problems, bad_row, first_row)
         self.outcome.store_seconds += time.perf_counter() - started

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from .mqtt_session import (
+from haechi.bus.mqtt_session import (
     BrokerAddress,
     Delivery,
     MqttSubscriber,
@@ -39,7 +39,9 @@ from .mqtt_session import (
     StoreDown,
     broker_address,
 )
-from .parse import Reading, Rejected, readings
+from haechi.model.reading import Reading, Rejected
+
+from .parse import readings
 from .pipeline import Pipeline
 
 __all__ = [
@@ -113,7 +115,7 @@ class IngestStats(SessionStats):
 class MqttIngest(MqttSubscriber):
     """Subscribes to ``<prefix>/+/observations`` and stores what arrives, acking after the commit.
 
-    Life cycle, session and backoff as :class:`~haechi.ingest.mqtt_session.MqttSubscriber`.
+    Life cycle, session and backoff as :class:`~haechi.bus.mqtt_session.MqttSubscriber`.
     """
 
     stats: IngestStats

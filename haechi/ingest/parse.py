@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,30 +21,9 @@ import ijson
 import orjson
 
 from haechi.core.errors import InvalidInput
+from haechi.model.reading import Reading, Rejected
 
 FIELDS = frozenset({"datastream_id", "phenomenon_time", "result", "unit", "result_time", "parameters"})
-
-
-@dataclass(slots=True)
-class Reading:
-    """One observation as received, validated in form but not yet checked against its datastream."""
-
-    datastream_id: int
-    phenomenon_time: datetime
-    result: float
-    unit: str | None = None
-    result_time: datetime | None = None
-    parameters: dict[str, Any] | None = None
-
-
-@dataclass(slots=True)
-class Rejected:
-    """An input that could not be read: where it was, what was wrong, and the raw text kept."""
-
-    index: int
-    reason: str
-    field: str | None
-    raw: str
 
 
 def reading(obj: Any, datastream_id: int | None = None) -> Reading:

@@ -23,13 +23,14 @@ from sqlalchemy import Engine
 from haechi.core.clock import utcnow
 from haechi.core.errors import InvalidInput
 from haechi.core.events import Bus, Event
+from haechi.model.catalogue import QcLimits, catalogue
+from haechi.model.events import OBSERVATION_STORED
+from haechi.model.reading import Reading, Rejected
+from haechi.model.units import converter
 from haechi.store import deadletters, sensing
 
 from . import qc
-from .catalogue import QcLimits, catalogue
-from .parse import Reading, Rejected
 from .state import LiveState
-from .units import converter
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,8 @@ class Pipeline:
     async def ingest(self, items: Sequence[Reading | Rejected], source: str) -> Report:
         """Store a batch (in a worker thread, the event loop stays free), then publish it on the bus."""
         report, rows = await anyio.to_thread.run_sync(self._store, items, source)
-        if self.bus is not None and rows and self.bus.wants("observation.stored"):
-            event = Event("observation.stored", {"source": source, "observations": [
+        if self.bus is not None and rows and self.bus.wants(OBSERVATION_STORED):
+            event = Event(OBSERVATION_STORED, {"source": source, "observations": [
                 {"datastream_id": d, "phenomenon_time": t.isoformat(), "result": r, "quality": q}
                 for d, t, r, q, *_ in rows]})
             try:

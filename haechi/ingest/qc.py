@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .catalogue import QcLimits
+from haechi.model.catalogue import QcLimits
 
 GOOD, SUSPECT, BAD = "good", "suspect", "bad"
 NO_REASONS: list[str] = []  # shared by every good reading; never mutated

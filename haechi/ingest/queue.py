@@ -37,8 +37,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
 
 from haechi.bus.nats import BusUnavailable, connect_nats, ensure_stream
 from haechi.core.errors import InvalidInput
+from haechi.model.reading import Reading, Rejected
 
-from .parse import Reading, Rejected, reading
+from .parse import reading
 from .pipeline import Pipeline, Report
 
 #: Readings per message: well under NATS's default 1 MB payload, large enough to amortise the ack.

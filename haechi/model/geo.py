@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from math import asin, cos, radians, sin, sqrt
 
+import numpy as np
+import shapely
+from pyproj import Transformer
+from shapely.geometry.base import BaseGeometry
+
 EARTH_RADIUS_M = 6_371_008.8  # IUGG mean Earth radius
+#: Korea 2000 / Unified CS (UTM-K, EPSG:5179): where metric work (buffers, lengths, areas) is done.
+TO_METRES = Transformer.from_crs("EPSG:4326", "EPSG:5179", always_xy=True)
+TO_DEGREES = Transformer.from_crs("EPSG:5179", "EPSG:4326", always_xy=True)
+
+
+def transform(transformer: Transformer, geometry: BaseGeometry) -> BaseGeometry:
+    """``geometry`` in the transformer's target coordinates."""
+    return shapely.transform(
+        geometry, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
 
 
 def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:

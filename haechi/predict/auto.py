@@ -20,6 +20,7 @@ import anyio.to_thread
 from sqlalchemy import Engine, func, select
 
 from haechi.core.events import Bus, Event
+from haechi.model.events import OBSERVATION_STORED
 from haechi.store.schema import datastreams
 
 from . import live, river
@@ -40,7 +41,7 @@ class RiverForecaster:
         self._unsubscribe: Callable[[], None] | None = None
 
     def start(self) -> None:
-        self._unsubscribe = self.bus.subscribe("observation.stored", self.on_stored)
+        self._unsubscribe = self.bus.subscribe(OBSERVATION_STORED, self.on_stored)
 
     def stop(self) -> None:
         if self._unsubscribe:

@@ -138,18 +138,21 @@ def risk_rows(areas: Areas, result: dict[str, np.ndarray], cfg: FloodConfig | No
         under = int(areas.underpasses[i])
         rows.append({
             "code": code, "name_ko": areas.names[i], "risk": cfg.risk_levels[int(result["risk_level"][i])],
-            "surcharge_ratio": _round(result["surcharge_ratio"][i], 3), "curve_number": round(float(result["cn"][i]), 1),
+            "surcharge_ratio": _round(result["surcharge_ratio"][i], 3),
+            "curve_number": round(float(result["cn"][i]), 1),
             "rain_mm": round(float(result["rain_mm"][i]), 1), "runoff_mm": round(float(result["runoff_mm"][i]), 1),
             "peak_runoff_mm_h": round(float(result["peak_runoff_mm_h"][i]), 1),
             "capacity_mm_h": round(float(result["capacity_mm_h"][i]), 1),
             "design_rainfall_mm_h": float(areas.design_mm_h[i]),
-            "first_surcharge_min": None if result["first_surcharge_min"][i] < 0 else float(result["first_surcharge_min"][i]),
+            "first_surcharge_min": (None if result["first_surcharge_min"][i] < 0
+                                    else float(result["first_surcharge_min"][i])),
             "overflow_m3": round(float(result["overflow_m3"][i])),
             "land_use": "land_use table" if areas.land_use_known[i] else "default mix (data/flood.toml)",
             "semi_basement_households": None if np.isnan(semi) else int(semi),
             "underpasses": None if under < 0 else under,
         })
-    rows.sort(key=lambda r: (-cfg.risk_levels.index(r["risk"]), -r["overflow_m3"], -(r["surcharge_ratio"] or 0), r["code"]))
+    rows.sort(key=lambda r: (-cfg.risk_levels.index(r["risk"]), -r["overflow_m3"], -(r["surcharge_ratio"] or 0),
+                             r["code"]))
     return rows
 
 
@@ -269,7 +272,8 @@ def simulate(engine: Engine, params: FloodScenario, progress) -> dict[str, Any]:
     return {
         "summary": {
             "areas": len(rows), "by_risk": counts, "rain_mm": round(sum(params.rainfall_mm), 1),
-            "peak_rain_mm_h": round(float(rolling_sum(np.asarray(params.rainfall_mm), 60 // params.step_minutes).max()), 1),
+            "peak_rain_mm_h": round(float(rolling_sum(np.asarray(params.rainfall_mm),
+                                                      60 // params.step_minutes).max()), 1),
             "surcharged_areas": counts.get("high", 0) + counts.get("severe", 0),
             "overflow_m3": sum(r["overflow_m3"] for r in rows),
             "semi_basement_data": bool(np.isfinite(areas.semi_basement).any()),

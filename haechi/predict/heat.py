@@ -23,8 +23,8 @@ from sqlalchemy import Connection, select
 from sqlalchemy.engine import Engine
 
 from haechi.core.errors import InvalidInput
+from haechi.model.apparent import apparent_temperature
 from haechi.store.schema import admin_areas, area_statistics, places, shelters
-from haechi.warnings.apparent import apparent_temperature
 
 DATA = Path(__file__).with_name("data") / "heat.toml"
 _apparent = np.vectorize(apparent_temperature, otypes=[float])  # the warnings engine's own formula
@@ -90,7 +90,8 @@ def vulnerability(counts: np.ndarray, population: np.ndarray, cfg: HeatConfig | 
         raise InvalidInput("every area needs a population > 0", field="population")
     shares = counts / population[:, None]
     known = np.isfinite(shares)
-    city = np.nansum(counts, axis=0) / np.array([population[known[:, j]].sum() or np.nan for j in range(counts.shape[1])])
+    city = np.nansum(counts, axis=0) / np.array([population[known[:, j]].sum() or np.nan
+                                                 for j in range(counts.shape[1])])
     relative = np.where(known, shares / city, 1.0)
     return relative @ (cfg.weights / cfg.weights.sum())
 
@@ -136,7 +137,8 @@ def load_areas(conn: Connection, level: str = "district", cfg: HeatConfig | None
     count, capacity, any_shelter = _cooling_shelters(conn, [r.code for r in rows], cfg)
     chosen = np.flatnonzero(keep)
     return HeatAreas([rows[i].code for i in chosen], [rows[i].name_ko for i in chosen], values[chosen, 0],
-                     values[chosen, 1:], count[chosen], capacity[chosen], [rows[i].geometry for i in chosen], any_shelter)
+                     values[chosen, 1:], count[chosen], capacity[chosen], [rows[i].geometry for i in chosen],
+                     any_shelter)
 
 
 def _cooling_shelters(conn: Connection, codes: list[str], cfg: HeatConfig) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -182,7 +184,8 @@ def simulate(engine: Engine, params: HeatScenario, progress) -> dict[str, Any]:
     vuln = vulnerability(areas.groups, areas.population, cfg)
     result = assess(np.tile(at_max, (len(areas.codes), 1)), vuln, cfg)
     progress(2, 3, "risk")
-    elderly = areas.groups[:, cfg.groups.index("age_65_plus")] if "age_65_plus" in cfg.groups else np.full(len(vuln), np.nan)
+    elderly = (areas.groups[:, cfg.groups.index("age_65_plus")] if "age_65_plus" in cfg.groups
+               else np.full(len(vuln), np.nan))
     rows = []
     for i, code in enumerate(areas.codes):
         level = int(result["level"][i].max())
@@ -194,7 +197,8 @@ def simulate(engine: Engine, params: HeatScenario, progress) -> dict[str, Any]:
             "age_65_plus": None if np.isnan(elderly[i]) else int(elderly[i]),
             "cooling_shelters": int(areas.shelters[i]) if areas.shelter_data else None,
             "cooling_capacity": None if np.isnan(cap) else int(cap),
-            "elderly_per_place": None if np.isnan(cap) or cap <= 0 or np.isnan(elderly[i]) else round(float(elderly[i] / cap), 1),
+            "elderly_per_place": (None if np.isnan(cap) or cap <= 0 or np.isnan(elderly[i])
+                                  else round(float(elderly[i] / cap), 1)),
         })
     rows.sort(key=lambda r: (-r["risk"], r["code"]))
     by_code = dict(zip(areas.codes, areas.geometries, strict=True))

@@ -27,7 +27,8 @@ HEAT_MODEL = "heat-apparent"
 CROWD_WINDOW = timedelta(minutes=30)
 
 
-def station_streams(conn: Connection, kinds: Iterable[str], properties: Iterable[str]) -> dict[tuple[str, str, str], int]:
+def station_streams(conn: Connection, kinds: Iterable[str],
+                    properties: Iterable[str]) -> dict[tuple[str, str, str], int]:
     """(place kind, place ref, property) → datastream id, for station places."""
     ds, op, th, pl = datastreams.c, observed_properties.c, things.c, places.c
     query = (select(pl.kind, pl.ref, op.code, ds.id).join(things, th.id == ds.thing_id)

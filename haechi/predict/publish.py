@@ -21,6 +21,7 @@ from sqlalchemy import Connection, select, update
 from haechi.core.clock import as_utc
 from haechi.core.errors import InvalidInput
 from haechi.core.events import Bus, Event
+from haechi.model.events import OBSERVATION_STORED
 from haechi.store import sensing
 from haechi.store.schema import datastreams, observations, sensors
 
@@ -101,4 +102,4 @@ def store_forecasts(conn: Connection, stream_id: int, values: Sequence[tuple[dat
 async def announce(bus: Bus | None, stored: list[dict[str, Any]], source: str = "predict") -> None:
     """Tell the warnings service about new forecasts, as the ingest pipeline does for readings."""
     if bus is not None and stored:
-        await bus.publish(Event("observation.stored", {"source": source, "observations": stored}))
+        await bus.publish(Event(OBSERVATION_STORED, {"source": source, "observations": stored}))

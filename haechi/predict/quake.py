@@ -303,7 +303,8 @@ class Buildings:
 
 def building_classes(b: Buildings) -> np.ndarray:
     floors = np.maximum(b.floors, 1)
-    return model().fragility.lookup[b.family, height_index(b.family, floors), design_levels(b.year, floors, b.floor_area_m2)]
+    return model().fragility.lookup[b.family, height_index(b.family, floors),
+                                    design_levels(b.year, floors, b.floor_area_m2)]
 
 
 def building_damage(b: Buildings, scenario: QuakeScenario, chunk: int = 100_000,

@@ -223,7 +223,8 @@ def refit(folder: Path, out: Path = DATA) -> dict[str, Any]:
         "trained_on": "May–October 2012–2019, 10-minute records",
         "tested_on": "May–October 2020–2021 (held out)",
         "data_source": ("Han River Flood Control Office (한강홍수통제소) 10-minute observations as published for the "
-                        "Dacon 2022 'Paldang Dam flood operation' competition (shared/data/han-river-gauges/SOURCE.txt)"),
+                        "Dacon 2022 'Paldang Dam flood operation' competition "
+                        "(shared/data/han-river-gauges/SOURCE.txt)"),
         "levels": "metres of gauge height; Hangang Bridge (1018683) = value/100 − 2.07 m",
         "refit": "python -m haechi.predict.river path/to/han-river-gauges",
         "coefficients": model, "backtest": scores,
@@ -234,7 +235,9 @@ def refit(folder: Path, out: Path = DATA) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    source = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[3] / "shared/data/han-river-gauges"
+    source = (Path(sys.argv[1]) if len(sys.argv) > 1
+              else Path(__file__).resolve().parents[3] / "shared/data/han-river-gauges")
     doc = refit(source)
     for s in doc["backtest"]:
-        print(f"{s['gauge']} +{s['horizon_h']}h  RMSE {s['rmse_m']:.3f} m  (persistence {s['persistence_rmse_m']:.3f} m)")
+        print(f"{s['gauge']} +{s['horizon_h']}h  RMSE {s['rmse_m']:.3f} m  "
+              f"(persistence {s['persistence_rmse_m']:.3f} m)")

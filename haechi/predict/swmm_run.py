@@ -64,7 +64,8 @@ def run(inp_text: str, rain_mm: Sequence[float], step_min: int = 10, progress=No
                    "flooding_hours": round(s["flooding_duration"], 3),
                    "surcharge_hours": round(s["surcharge_duration"], 3), "max_depth_m": round(s["max_depth"], 3)}
                   for nid, s in node_stats.items()],
-        "subcatchments": [{"id": sid, "runoff_m3": round(s["runoff"], 1), "precipitation_mm": round(s["precipitation"], 1)}
+        "subcatchments": [{"id": sid, "runoff_m3": round(s["runoff"], 1),
+                           "precipitation_mm": round(s["precipitation"], 1)}
                           for sid, s in runoff.items()],
         "flow_routing_error_pct": round(errors, 3),
     }

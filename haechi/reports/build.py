@@ -131,7 +131,8 @@ def district_report(engine: Engine, code: str, month: str) -> Report:
         f"Sensor streams 센서: {len(stations)} ({sum(1 for s in stations if s['id'] in daily)} reporting 보고 중)",
     ]
     report.tables.append(("Warnings · 특보", WARNING_HEADER, _warning_rows(facts)))
-    report.tables.append(("Disasters · 재난", ["kind 유형", "title 제목", "started 시작", "deaths 사망", "injuries 부상"],
+    report.tables.append(("Disasters · 재난",
+                          ["kind 유형", "title 제목", "started 시작", "deaths 사망", "injuries 부상"],
                           [[d["kind"], d["title"], data.kst(d["started_at"]), d["deaths"], d["injuries"]]
                            for d in events]))
     report.tables.append(("Citizen reports by kind (counts only) · 유형별 시민 신고 수", ["kind 유형", "reports 건수"],

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from haechi.clikit import DatabaseUrl, console
+from haechi.core.clikit import DatabaseUrl, console
 from haechi.core.errors import HaechiError
 from haechi.core.settings import get_settings
 

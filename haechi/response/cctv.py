@@ -18,8 +18,9 @@ from haechi.core.clock import as_utc
 from haechi.core.errors import Conflict, InvalidInput
 from haechi.model.access import Center
 from haechi.model.geo import haversine_m
+from haechi.store.incidents import open_incidents_of_kind, record
 
-from . import incidents, lifecycle, store
+from . import incidents, lifecycle, repository
 from .config import settings
 
 EVENT_TYPES = ("smoke_fire", "fall", "intrusion", "crowd_density")
@@ -47,7 +48,8 @@ def check(body: Any, camera_of, now: datetime) -> CheckedEvent:
         raise InvalidInput("the body must be one JSON object describing the event", field="body")
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
-        raise InvalidInput(f"unknown field {unknown[0]!r}; the fields are {', '.join(FIELDS)}", field=f"body.{unknown[0]}")
+        raise InvalidInput(f"unknown field {unknown[0]!r}; the fields are {', '.join(FIELDS)}",
+                           field=f"body.{unknown[0]}")
     event_id = body.get("event_id")
     if not isinstance(event_id, str) or not 1 <= len(event_id.strip()) <= 100:
         raise InvalidInput("event_id must be the camera system's own id for the event (1–100 characters)",
@@ -145,20 +147,20 @@ def accept(conn, body: Any, *, now: datetime, actor: str) -> tuple[dict[str, Any
 
     Raises InvalidInput/Conflict for a refused event; the caller keeps it as a dead letter.
     """
-    event = check(body, lambda **key: store.camera(conn, **key), now)
-    if store.cctv_event_seen(conn, event.event_id):
+    event = check(body, lambda **key: repository.camera(conn, **key), now)
+    if repository.cctv_event_seen(conn, event.event_id):
         raise Conflict(f"event {event.event_id!r} was already received: a replay, refused", field="body.event_id")
     incident, opened = _incident_for(conn, event, actor)
-    row_id = store.add_cctv_event(conn, {
+    row_id = repository.add_cctv_event(conn, {
         "event_id": event.event_id, "camera_place_id": event.camera["id"], "event_type": event.type,
         "observed_at": event.observed_at, "received_at": now, "lon": event.lon, "lat": event.lat,
         "confidence": event.confidence, "density": event.density,
         "incident_id": incident["id"] if incident else None, "payload": body})
     if incident is not None:
-        incidents.record(conn, incident["id"], "cctv_event", actor=actor,
-                         note=f"{event.type} seen by camera {event.camera['ref']}",
-                         detail={"cctv_event_id": row_id, "event_id": event.event_id, "density": event.density})
-    return store.get_cctv_event(conn, row_id), incident, opened
+        record(conn, incident["id"], "cctv_event", actor=actor,
+               note=f"{event.type} seen by camera {event.camera['ref']}",
+               detail={"cctv_event_id": row_id, "event_id": event.event_id, "density": event.density})
+    return repository.get_cctv_event(conn, row_id), incident, opened
 
 
 def _incident_for(conn, event: CheckedEvent, actor: str) -> tuple[dict[str, Any] | None, bool]:
@@ -182,7 +184,7 @@ def _incident_for(conn, event: CheckedEvent, actor: str) -> tuple[dict[str, Any]
 def _open_nearby(conn, kind: str, lon: float, lat: float) -> dict[str, Any] | None:
     radius = settings()["cctv_events"]["attach_radius_m"]
     best = None
-    for incident in store.open_incidents_of_kind(conn, kind, lifecycle.OPEN_STATES):
+    for incident in open_incidents_of_kind(conn, kind, lifecycle.OPEN_STATES):
         if incident["lon"] is None:
             continue
         d = haversine_m(lon, lat, incident["lon"], incident["lat"])

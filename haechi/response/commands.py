@@ -7,12 +7,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from haechi.clikit import DatabaseUrl, actor, console, fail, open_engine
+from haechi.core.clikit import DatabaseUrl, actor, console, fail
 from haechi.core.clock import KST
 from haechi.core.errors import HaechiError
 from haechi.model.access import Center
+from haechi.store import open_engine
 
-from . import dispatch, incidents, store
+from . import dispatch, incidents, repository
 from .config import incident_kinds
 
 incident_app = typer.Typer(help="Incidents shared by the three centers (사건: CCTV·상황실·119).", no_args_is_help=True)
@@ -129,12 +130,13 @@ def unit_list(
 ) -> None:
     """119 units, their station, status and position (출동대 목록)."""
     with _engine(database_url).connect() as conn:
-        rows = store.find_units(conn, status=status)
+        rows = repository.find_units(conn, status=status)
     table = Table("id", "call sign 호출부호", "type", "station 소속", "status 상태", "lon", "lat")
     _keep_whole(table, 4)
     for u in rows:
         table.add_row(str(u["id"]), u["call_sign"], u["unit_type"], u["station_name_ko"], u["status"],
-                      f"{u['lon']:.5f}" if u["lon"] is not None else "", f"{u['lat']:.5f}" if u["lat"] is not None else "")
+                      f"{u['lon']:.5f}" if u["lon"] is not None else "",
+                      f"{u['lat']:.5f}" if u["lat"] is not None else "")
     console.print(table)
 
 

@@ -16,12 +16,13 @@ from sqlalchemy import select
 
 from haechi.core.clock import as_utc, utcnow
 from haechi.core.errors import Conflict, InvalidInput, NotFound
-from haechi.ingest.parse import Reading
+from haechi.model.reading import Reading
 from haechi.store import sensing
+from haechi.store.incidents import get_incident, record
 from haechi.store.places import get_place
 from haechi.store.schema import observations
 
-from . import incidents, store
+from . import repository
 
 #: Telemetry property → (name, unit name, UCUM symbol, definition).
 TELEMETRY = {
@@ -37,7 +38,7 @@ FIELDS = {"lon": "longitude", "lat": "latitude", "altitude_m": "altitude", "batt
 def register(conn, *, call_sign: str, model: str | None = None, base_place_id: int | None = None,
              base_lon: float | None = None, base_lat: float | None = None) -> dict[str, Any]:
     """A drone, its Thing at its base, a sensor and one datastream per telemetry property."""
-    if any(d["call_sign"] == call_sign for d in store.find_drones(conn)):
+    if any(d["call_sign"] == call_sign for d in repository.find_drones(conn)):
         raise Conflict(f"a drone with call sign {call_sign!r} exists", field="body.call_sign")
     base_name = None
     if base_place_id is not None:
@@ -46,17 +47,18 @@ def register(conn, *, call_sign: str, model: str | None = None, base_place_id: i
         except NotFound:
             raise InvalidInput(f"no place with id {base_place_id}", field="body.base_place_id") from None
         if base["lon"] is None and base_lon is None:
-            raise InvalidInput(f"place {base_place_id} has no position; give base_lon and base_lat", field="body.base_lon")
+            raise InvalidInput(f"place {base_place_id} has no position; give base_lon and base_lat",
+                               field="body.base_lon")
         base_lon = base_lon if base_lon is not None else base["lon"]
         base_lat = base_lat if base_lat is not None else base["lat"]
         base_name = base["name_ko"]
     if base_lon is None or base_lat is None:
         raise InvalidInput("give the base as base_place_id or base_lon and base_lat", field="body.base_lon")
     thing_id, streams = _thing(conn, call_sign, model, base_lon, base_lat, base_name)
-    drone_id = store.add_drone(conn, {
+    drone_id = repository.add_drone(conn, {
         "call_sign": call_sign, "model": model, "base_place_id": base_place_id, "base_lon": base_lon,
         "base_lat": base_lat, "thing_id": thing_id, "datastreams": streams, "created_at": utcnow()})
-    return store.get_drone(conn, drone_id)
+    return repository.get_drone(conn, drone_id)
 
 
 def _thing(conn, call_sign, model, lon, lat, base_name) -> tuple[int, dict[str, int]]:
@@ -85,30 +87,30 @@ def _thing(conn, call_sign, model, lon, lat, base_name) -> tuple[int, dict[str, 
 
 def assign(conn, drone_id: int, incident_id: int | None, *, actor) -> dict[str, Any]:
     """Send a drone to an incident (or back to base with ``None``); the incident's history says so."""
-    drone = store.get_drone(conn, drone_id)
+    drone = repository.get_drone(conn, drone_id)
     if incident_id is not None:
         try:
-            incident = store.get_incident(conn, incident_id)
+            incident = get_incident(conn, incident_id)
         except NotFound:
             raise InvalidInput(f"no incident with id {incident_id}", field="body.incident_id") from None
         if incident["status"] == "closed":
             raise Conflict(f"incident {incident_id} is closed", field="body.incident_id")
         if drone["incident_id"] not in (None, incident_id):
-            raise Conflict(f"drone {drone['call_sign']} is assigned to incident {drone['incident_id']}; release it first",
-                           field="body.incident_id")
-    store.change_drone(conn, drone_id, {"incident_id": incident_id})
+            raise Conflict(f"drone {drone['call_sign']} is assigned to incident {drone['incident_id']}; "
+                           "release it first", field="body.incident_id")
+    repository.change_drone(conn, drone_id, {"incident_id": incident_id})
     target = incident_id if incident_id is not None else drone["incident_id"]
     if target is not None:
-        incidents.record(conn, target, "drone", actor=actor, to_value="assigned" if incident_id else "released",
-                         note=f"drone {drone['call_sign']} {'assigned' if incident_id else 'released'}",
-                         detail={"drone_id": drone_id})
-    return store.get_drone(conn, drone_id)
+        record(conn, target, "drone", actor=actor, to_value="assigned" if incident_id else "released",
+               note=f"drone {drone['call_sign']} {'assigned' if incident_id else 'released'}",
+               detail={"drone_id": drone_id})
+    return repository.get_drone(conn, drone_id)
 
 
 def release_all(conn, incident_id: int, *, actor) -> list[dict[str, Any]]:
     """Every drone assigned to the incident back to base, each release in its history."""
     return [assign(conn, d["id"], None, actor=actor)
-            for d in store.find_drones(conn) if d["incident_id"] == incident_id]
+            for d in repository.find_drones(conn) if d["incident_id"] == incident_id]
 
 
 def readings(drone: dict[str, Any], values: dict[str, float | None], at: datetime) -> list[Reading]:
@@ -153,7 +155,7 @@ def _series(conn, datastream_id: int, since: datetime | None, limit: int) -> dic
 def drone_of_streams(conn, datastream_ids: Sequence[int]) -> dict[int, tuple[dict[str, Any], str]]:
     """Which drone and property each of these datastreams reports, for those that are drones'."""
     wanted, found = set(datastream_ids), {}
-    for drone in store.find_drones(conn):
+    for drone in repository.find_drones(conn):
         for code, stream_id in drone["datastreams"].items():
             if int(stream_id) in wanted:
                 found[int(stream_id)] = (drone, code)

@@ -1,7 +1,9 @@
 """Incidents shared by the three centers: open, move through the lifecycle, hand off, keep history.
 
 Every change writes a row to ``incident_events`` (actor, time, from → to, note) in the same
-transaction as the change itself, so the audit trail can never disagree with the incident.
+transaction as the change itself, so the audit trail can never disagree with the incident; the
+records and the trail are ``haechi.store.incidents``. Closing builds on dispatch and drones (what
+was sent is given back); they in turn need only the records and ``status.move_incident``.
 """
 
 from __future__ import annotations
@@ -12,18 +14,29 @@ from pydantic_core import to_jsonable_python
 from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
+from haechi.cities.targeting import area_facts
 from haechi.core.clock import utcnow
 from haechi.core.errors import Conflict, InvalidInput, NotFound
 from haechi.core.events import Event
 from haechi.model.access import Center
-from haechi.store import areas, records
+from haechi.model.events import INCIDENT_CHANGED
+from haechi.store import records
 from haechi.store import warnings as warning_store
 from haechi.store.access import Principal
+from haechi.store.incidents import (
+    actor_name,
+    add_event,
+    add_reported,
+    change_incident,
+    events_of,
+    find_incidents,
+    get_incident,
+)
 from haechi.store.schema import citizen_reports
-from haechi.warnings.targeting import area_facts
 
-from . import lifecycle, store
+from . import dispatch, drones, lifecycle, repository
 from .config import incident_kinds, settings
+from .status import move_incident
 
 SEVERITIES = ("low", "medium", "high", "critical")
 SOURCES = ("operator", "report", "warning", "cctv", "care")
@@ -35,11 +48,7 @@ EVENT_KEYS = ("id", "kind", "title", "severity", "status", "center", "lon", "lat
 
 def changed_event(incident: dict[str, Any], action: str) -> Event:
     """The ``incident.changed`` bus event for an incident after ``action`` (publish it after commit)."""
-    return Event("incident.changed", to_jsonable_python({**{k: incident[k] for k in EVENT_KEYS}, "action": action}))
-
-
-def actor_name(actor: str | Principal) -> str:
-    return actor.name if isinstance(actor, Principal) else str(actor)
+    return Event(INCIDENT_CHANGED, to_jsonable_python({**{k: incident[k] for k in EVENT_KEYS}, "action": action}))
 
 
 def open_incident(
@@ -60,17 +69,8 @@ def _open(conn, *, kind, lon, lat, title, severity, center, source, detail, acto
           source_ref: str | None = None) -> dict[str, Any]:
     center = str(Center(center).value) if center in CENTERS or isinstance(center, Center) else center
     _validate(kind=kind, lon=lon, lat=lat, title=title, severity=severity, center=center, source=source)
-    now = utcnow()
-    area = areas.area_at(conn, lon, lat)
-    who = actor_name(actor)
-    incident_id = store.add_incident(conn, {
-        "kind": kind, "title": title.strip(), "severity": severity, "status": "reported", "center": center,
-        "lon": lon, "lat": lat, "area_code": area["code"] if area else None, "source": source,
-        "source_ref": source_ref, "detail": detail, "opened_at": now, "updated_at": now, "created_by": who})
-    store.add_event(conn, {"incident_id": incident_id, "at": now, "actor": who, "action": "opened",
-                           "to_value": "reported", "note": title.strip(),
-                           "detail": {"center": center, "source": source, "source_ref": source_ref}})
-    return store.get_incident(conn, incident_id)
+    return add_reported(conn, kind=kind, lon=lon, lat=lat, title=title, severity=severity, center=center,
+                        source=source, detail=detail, actor=actor, source_ref=source_ref)
 
 
 def _validate(*, kind, lon, lat, title, severity, center, source) -> None:
@@ -94,33 +94,23 @@ def _check_point(lon, lat, prefix: str = "") -> None:
                                field=prefix + name)
 
 
-def change_status(conn, incident_id: int, status: str, *, actor: str | Principal, note: str | None = None) -> dict[str, Any]:
+def change_status(conn, incident_id: int, status: str, *, actor: str | Principal,
+                  note: str | None = None) -> dict[str, Any]:
     """Move an incident to ``status`` if its lifecycle allows it (409 naming the allowed next states).
 
     Reaching a final status (``closed``) gives back what was sent to it: its units return to
     service and its drones are released, each step in its history. The answer is the incident,
     with ``released``: the units and drones that were given back (empty unless final).
     """
-    incident = store.get_incident(conn, incident_id, for_update=True)
-    lifecycle.check(lifecycle.INCIDENT, incident["status"], status)
-    now = utcnow()
-    values = {"status": status, "updated_at": now}
-    if status == "closed":
-        values["closed_at"] = now
-    if not store.change_incident(conn, incident_id, values, was={"status": incident["status"]}):
-        raise Conflict(f"incident {incident_id} changed meanwhile; reload it and try again", field="body.status")
-    store.add_event(conn, {"incident_id": incident_id, "at": now, "actor": actor_name(actor), "action": "status",
-                           "from_value": incident["status"], "to_value": status, "note": note})
+    now = move_incident(conn, incident_id, status, actor=actor, note=note)
     released = _release(conn, incident_id, status, actor=actor, now=now)
-    return store.get_incident(conn, incident_id) | {"released": released}
+    return get_incident(conn, incident_id) | {"released": released}
 
 
 def _release(conn, incident_id: int, status: str, *, actor: str | Principal, now) -> dict[str, list[dict[str, Any]]]:
     """What an incident in a final status no longer needs: its units and drones, given back."""
     if not lifecycle.is_final(lifecycle.INCIDENT, status):
         return {"units": [], "drones": []}
-    from . import dispatch, drones  # both build on this module: imported here, not at the top
-
     reason = f"incident {status}"
     return {"units": dispatch.release_units(conn, incident_id, actor=actor, now=now, reason=reason),
             "drones": drones.release_all(conn, incident_id, actor=actor)}
@@ -130,33 +120,25 @@ def hand_off(conn, incident_id: int, center: str, *, actor: str | Principal, not
     """Give the incident to another center; its history stays with it."""
     if center not in CENTERS:
         raise InvalidInput(f"center must be one of {', '.join(CENTERS)}, not {center!r}", field="body.center")
-    incident = store.get_incident(conn, incident_id, for_update=True)
+    incident = get_incident(conn, incident_id, for_update=True)
     if incident["status"] == "closed":
         raise Conflict(f"incident {incident_id} is closed; reopen is not allowed, open a new one", field="body.center")
     if incident["center"] == center:
         raise Conflict(f"incident {incident_id} is already owned by center {center}", field="body.center")
     now = utcnow()
-    if not store.change_incident(conn, incident_id, {"center": center, "updated_at": now},
-                                 was={"center": incident["center"]}):
+    if not change_incident(conn, incident_id, {"center": center, "updated_at": now},
+                           was={"center": incident["center"]}):
         raise Conflict(f"incident {incident_id} changed meanwhile; reload it and try again", field="body.center")
-    store.add_event(conn, {"incident_id": incident_id, "at": now, "actor": actor_name(actor), "action": "handoff",
-                           "from_value": incident["center"], "to_value": center, "note": note})
-    return store.get_incident(conn, incident_id)
+    add_event(conn, {"incident_id": incident_id, "at": now, "actor": actor_name(actor), "action": "handoff",
+                     "from_value": incident["center"], "to_value": center, "note": note})
+    return get_incident(conn, incident_id)
 
 
 def add_note(conn, incident_id: int, note: str, *, actor: str | Principal) -> dict[str, Any]:
-    store.get_incident(conn, incident_id)
-    store.add_event(conn, {"incident_id": incident_id, "at": utcnow(), "actor": actor_name(actor),
-                           "action": "note", "note": note})
-    return store.get_incident(conn, incident_id)
-
-
-def record(conn, incident_id: int, action: str, *, actor: str | Principal, note: str | None = None,
-           from_value: str | None = None, to_value: str | None = None, detail: dict | None = None) -> None:
-    """Add an entry to an incident's history (dispatches, arrivals, camera events attached …)."""
-    store.add_event(conn, {"incident_id": incident_id, "at": utcnow(), "actor": actor_name(actor), "action": action,
-                           "from_value": from_value, "to_value": to_value, "note": note, "detail": detail})
-    store.change_incident(conn, incident_id, {"updated_at": utcnow()})
+    get_incident(conn, incident_id)
+    add_event(conn, {"incident_id": incident_id, "at": utcnow(), "actor": actor_name(actor),
+                     "action": "note", "note": note})
+    return get_incident(conn, incident_id)
 
 
 def from_report(conn, report_id: int, *, actor: str | Principal, kind: str, severity: str = "medium",
@@ -195,7 +177,8 @@ def from_warning(conn, warning_id: int, *, actor: str | Principal, center: str =
     title = title or f"{warning['hazard']} {warning['level']} ({warning['area_key']})"
     return _open(conn, kind=kind, lon=lon, lat=lat, title=title,
                  severity=mapping["severity"].get(warning["crisis_level"], "medium"), center=center,
-                 source="warning", detail={"warning": {k: warning[k] for k in ("hazard", "level", "crisis_level", "area_key")}},
+                 source="warning",
+                 detail={"warning": {k: warning[k] for k in ("hazard", "level", "crisis_level", "area_key")}},
                  actor=actor, source_ref=f"warning:{warning_id}")
 
 
@@ -222,14 +205,14 @@ def queue(conn, *, center: str | None, status: str | None, kind: str | None = No
         statuses = (status,)
     else:
         statuses = None
-    return store.find_incidents(conn, center=center, statuses=statuses, kind=kind, area_code=area_code,
-                                limit=limit, offset=offset)
+    return find_incidents(conn, center=center, statuses=statuses, kind=kind, area_code=area_code,
+                          limit=limit, offset=offset)
 
 
 def with_history(conn, incident_id: int) -> dict[str, Any]:
-    incident = store.get_incident(conn, incident_id)
+    incident = get_incident(conn, incident_id)
     kind = incident_kinds().get(incident["kind"])
     return {**incident, "kind_name_ko": kind.name_ko if kind else None, "kind_name_en": kind.name_en if kind else None,
             "allowed_next": list(lifecycle.allowed_next(lifecycle.INCIDENT, incident["status"])),
-            "history": store.events_of(conn, incident_id),
-            "dispatches": store.dispatches_of(conn, incident_id=incident_id)}
+            "history": events_of(conn, incident_id),
+            "dispatches": repository.dispatches_of(conn, incident_id=incident_id)}

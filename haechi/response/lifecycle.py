@@ -43,5 +43,6 @@ def check(lifecycle: str, current: str, wanted: str, *, field: str = "body.statu
     if wanted not in nexts:
         allowed = ", ".join(nexts) if nexts else "none (it is final)"
         raise Conflict(
-            f"{'an' if lifecycle[0] in 'aeiou' else 'a'} {lifecycle} cannot go from {current!r} to {wanted!r}; allowed next statuses: {allowed}",
+            f"{'an' if lifecycle[0] in 'aeiou' else 'a'} {lifecycle} cannot go from {current!r} to {wanted!r}; "
+            f"allowed next statuses: {allowed}",
             field=field)

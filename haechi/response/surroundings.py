@@ -8,7 +8,7 @@ from typing import Any
 from haechi.model.geo import degree_box
 from haechi.store import areas, places
 
-from . import store
+from . import repository
 from .config import settings
 from .geometry import camera_sees
 
@@ -24,7 +24,8 @@ def around(conn, incident: dict[str, Any]) -> dict[str, Any]:
         "point": {"lon": lon, "lat": lat},
         "cameras": cameras_seeing(conn, lon, lat, radii["cameras_m"]),
         "shelters": _with_detail(conn, places.nearest(conn, lon, lat, kinds=["shelter"], within_m=radii["shelters_m"])),
-        "hospitals": _with_detail(conn, places.nearest(conn, lon, lat, kinds=["hospital"], within_m=radii["hospitals_m"])),
+        "hospitals": _with_detail(conn, places.nearest(conn, lon, lat, kinds=["hospital"],
+                                                       within_m=radii["hospitals_m"])),
         "vulnerable": places.nearest(conn, lon, lat, kinds=radii["vulnerable_kinds"], within_m=radii["vulnerable_m"],
                                      limit=50),
         "people": people(conn, incident, radii["vulnerable_m"]),
@@ -36,7 +37,7 @@ def cameras_seeing(conn, lon: float, lat: float, within_m: float, limit: int = 2
     """Registered cameras whose view cone holds the point, nearest first."""
     default_range = settings()["cameras"]["default_range_m"]
     seeing = []
-    for camera in store.cameras_in_box(conn, degree_box(lon, lat, within_m)):
+    for camera in repository.cameras_in_box(conn, degree_box(lon, lat, within_m)):
         if camera["lon"] is None:
             continue
         view = camera_sees(camera, lon, lat, default_range)

@@ -33,7 +33,8 @@ def estimate(origins: Sequence[Point], destination: Point) -> tuple[list[float |
     return [straight_line_s(o, destination) for o in origins], STRAIGHT_LINE
 
 
-def travel_times(engine_or_settings: Any, origins: Sequence[Point], destination: Point) -> tuple[list[float | None], str]:
+def travel_times(engine_or_settings: Any, origins: Sequence[Point],
+                 destination: Point) -> tuple[list[float | None], str]:
     """Seconds from each origin to the destination, and the method: the road graph if
     ``haechi.roads`` has one loaded, otherwise the straight-line estimate."""
     if not origins:

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from haechi.clikit import DatabaseUrl, console
+from haechi.core.clikit import DatabaseUrl, console
 from haechi.core.errors import HaechiError
 from haechi.core.settings import get_settings
 
@@ -62,7 +62,8 @@ def _notes(table: dict[str, Any]) -> None:
     s = table.get("sensitivity") or {}
     if s.get("samples"):
         console.print(f"sensitivity · 민감도: median Spearman ρ {s['spearman_rho']['median']} "
-                      f"(p05 {s['spearman_rho']['p05']}) over {s['samples']} weight samples (±{s['weight_spread']:.0%})")
+                      f"(p05 {s['spearman_rho']['p05']}) over {s['samples']} weight samples "
+                      f"(±{s['weight_spread']:.0%})")
 
 
 @risk_app.command("report")

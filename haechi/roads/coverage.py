@@ -140,8 +140,10 @@ def uncovered_cells(graph: RoadGraph, covered: np.ndarray, cell_deg: float = COV
     idx = np.flatnonzero(~covered)
     if len(idx) == 0:
         return {"type": "Feature", "geometry": None, "properties": {"layer": "not_covered", "road_nodes": 0}}
-    cells = np.unique(np.column_stack([np.floor(graph.lon[idx] / cell_deg), np.floor(graph.lat[idx] / cell_deg)]), axis=0)
-    boxes = shapely.box(cells[:, 0] * cell_deg, cells[:, 1] * cell_deg, (cells[:, 0] + 1) * cell_deg, (cells[:, 1] + 1) * cell_deg)
+    cells = np.unique(np.column_stack([np.floor(graph.lon[idx] / cell_deg), np.floor(graph.lat[idx] / cell_deg)]),
+                      axis=0)
+    boxes = shapely.box(cells[:, 0] * cell_deg, cells[:, 1] * cell_deg,
+                        (cells[:, 0] + 1) * cell_deg, (cells[:, 1] + 1) * cell_deg)
     merged = shapely.coverage_union_all(boxes)
     return {"type": "Feature", "geometry": mapping(merged), "properties": {
         "layer": "not_covered", "road_nodes": len(idx), "cells": len(cells), "cell_deg": cell_deg}}

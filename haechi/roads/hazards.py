@@ -21,10 +21,10 @@ from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, insert, select, update
 
+from haechi.cities.targeting import area_facts
 from haechi.core.clock import utcnow
 from haechi.core.errors import InvalidInput, NotFound
 from haechi.store.schema import road_closures, warnings
-from haechi.warnings.targeting import area_facts
 
 from .graph import RoadGraph
 

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from haechi.clikit import DatabaseUrl, console, fail
+from haechi.core.clikit import DatabaseUrl, console, fail
 from haechi.core.errors import HaechiError
 from haechi.core.settings import get_settings
 
@@ -26,7 +26,8 @@ def install(simulate_app: typer.Typer) -> None:
     """Add the simulation kinds to ``haechi simulate`` (next to ``simulate sensors``)."""
     simulate_app.command("quake")(simulate_quake)
     for kind in ("flood", "heat", "crowd"):
-        simulate_app.command(kind, help=f"Run a {kind} what-if (가상 시뮬레이션); scenario from --param/--params-file.")(
+        simulate_app.command(kind, help=f"Run a {kind} what-if (가상 시뮬레이션); "
+                                        "scenario from --param/--params-file.")(
             _generic(kind)
         )
     simulate_app.command("runs")(list_runs)

@@ -2,6 +2,8 @@
 
 from sqlalchemy import Engine
 
+from haechi.core.settings import get_settings
+
 from .db import make_engine, upgrade
 
 
@@ -10,3 +12,8 @@ def open_db(url: str) -> Engine:
     engine = make_engine(url)
     upgrade(engine)
     return engine
+
+
+def open_engine(url: str | None = None) -> Engine:
+    """The integrated DB named by ``url`` (or the settings), migrated: what CLI commands open."""
+    return open_db(url or get_settings().database_url)

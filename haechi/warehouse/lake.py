@@ -60,7 +60,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, and_, func, or_, select, text
 
 from haechi.core.clock import KST, as_utc, utcnow
-from haechi.ingest.catalogue import catalogue
+from haechi.model.catalogue import catalogue
 from haechi.store.schema import (
     admin_areas,
     alerts,

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from haechi.core.clock import KST
+from haechi.model.apparent import SUMMER_MONTHS, apparent_temperature
+from haechi.model.hazards import Change, Criterion
 
-from .apparent import SUMMER_MONTHS, apparent_temperature
-from .criteria import Criterion
 from .windows import DailyMax, aggregator
 
 #: Readings further apart than this many expected intervals break a condition's "held" run.
@@ -66,21 +66,6 @@ class StreamInfo:
         # A 2-digit code is a whole city's (시·도): a stream standing for it, such as Seoul's
         # 25-district mean PM10 on which Seoul issues its dust advisories, warns the whole city.
         return f"city:{self.area_code}" if len(self.area_code) == 2 else f"district:{self.area_code[:5]}"
-
-
-@dataclass(slots=True)
-class Change:
-    """A lifecycle step of one warning (hazard × area)."""
-
-    kind: str  # issue · update · cancel
-    hazard: str
-    area: str
-    criterion: Criterion | None  # the level now in force (None once cancelled)
-    previous: Criterion | None
-    value: float | None  # the aggregate that decided it, in the criterion's unit
-    at: datetime  # when it became known: the reading's time, or a forecast's issue time
-    datastream_id: int
-    onset: datetime | None = None  # for a forecast: when the level is expected (its valid time)
 
 
 class _Tracker:
@@ -148,7 +133,7 @@ class _Stream:
 
 
 @dataclass
-class Engine:
+class RuleEngine:
     """Feed it observations in time order per stream; it answers with lifecycle changes."""
 
     criteria: list[Criterion]

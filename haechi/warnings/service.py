@@ -4,14 +4,19 @@ Listens to ``observation.stored``; feeds QC-good readings to the pure engine; fo
 change it records the warning (one active per hazard × area), composes the CAP alert with its
 target area and the people inside, stores it, and publishes ``warning.changed`` and
 ``alert.sent`` for the channels. A failure to alert is logged and never stops ingest.
+
+Every path that changes a warning goes through :func:`change_warning`: the engine, the alert
+refresher, an operator by hand (``manual.py``, over the API or the CLI) and drills, so the owner
+publishes the same two events whoever made the change.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
@@ -19,15 +24,17 @@ from sqlalchemy import Engine as Database
 from sqlalchemy import select
 
 from haechi.alerts.publish import alert_for_change
+from haechi.cities.targeting import AreaFacts, area_facts
 from haechi.core.clock import utcnow
 from haechi.core.events import Bus, Event
-from haechi.ingest.catalogue import catalogue
+from haechi.model.catalogue import catalogue
+from haechi.model.events import ALERT_SENT, OBSERVATION_STORED, WARNING_CHANGED, AlertSent, WarningChanged, event
+from haechi.model.hazards import Change, Criterion
 from haechi.store import warnings as store
 from haechi.store.schema import datastreams, facilities, observed_properties, places, things
 
-from .criteria import Criterion, load_criteria
-from .engine import Change, Engine, StreamInfo
-from .targeting import area_facts
+from .criteria import load_criteria
+from .engine import RuleEngine, StreamInfo
 
 log = logging.getLogger(__name__)
 #: An alert of a warning still in force is re-announced this long before it expires.
@@ -57,12 +64,12 @@ class WarningService:
                  criteria: list[Criterion] | None = None, now: Callable[[], datetime] = utcnow) -> None:
         self.db, self.bus, self.sender, self.now = engine, bus, sender, now
         self.streams: dict[int, StreamInfo] = {}
-        self.engine = Engine(criteria if criteria is not None else load_criteria(), self._describe)
+        self.engine = RuleEngine(criteria if criteria is not None else load_criteria(), self._describe)
         self._unsubscribe: Callable[[], None] | None = None
 
     def start(self) -> None:
         self.restore()
-        self._unsubscribe = self.bus.subscribe("observation.stored", self.on_stored)
+        self._unsubscribe = self.bus.subscribe(OBSERVATION_STORED, self.on_stored)
 
     def restore(self) -> int:
         """Warnings in force survive a restart: the engine takes them back, ready to update or lift."""
@@ -99,18 +106,8 @@ class WarningService:
         """Re-announce warnings in force before their alerts expire, so no alert lapses silently."""
         due = await anyio.to_thread.run_sync(self.due_for_refresh, self.now())
         for change, exercise in due:
-            alert = await anyio.to_thread.run_sync(
-                lambda c=change, e=exercise: record_change(self.db, c, sender=self.sender, now=self.now(), exercise=e))
-            await self.bus.publish(Event("alert.sent", alert))
+            await change_warning(self.db, self.bus, change, sender=self.sender, now=self.now(), exercise=exercise)
         return len(due)
-
-    async def keep_fresh(self, period_s: float = 60.0) -> None:
-        while True:
-            await asyncio.sleep(period_s)
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("refreshing alerts of warnings in force failed; trying again in %s s", period_s)
 
     async def on_stored(self, event: Event) -> None:
         watched = self.engine.watches
@@ -120,22 +117,36 @@ class WarningService:
         changes = self.engine.observe_many(readings)
         for change in changes:
             try:
-                alert = await anyio.to_thread.run_sync(self.record, change)
+                await change_warning(self.db, self.bus, change, sender=self.sender, now=self.now())
             except Exception:
-                log.exception("could not record %s of %s in %s", change.kind, change.hazard, change.area)
-                continue
-            await self.bus.publish(Event("warning.changed", _change_event(change, alert)))
-            await self.bus.publish(Event("alert.sent", alert))
+                log.exception("could not record or announce %s of %s in %s", change.kind, change.hazard, change.area)
 
-    def record(self, change: Change, exercise: bool = False) -> dict[str, Any]:
-        return record_change(self.db, change, sender=self.sender, now=self.now(), exercise=exercise)
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A warning's change as stored: the data of the two events its owner publishes."""
+
+    warning: WarningChanged
+    alert: AlertSent
+
+
+async def change_warning(db: Database, bus: Bus, change: Change, **options: Any) -> AlertSent:
+    """Issue, update or cancel a warning: record it with its CAP alert (:func:`record_change`,
+    in a worker thread), then publish ``warning.changed`` and ``alert.sent``. The one way every
+    path changes a warning, so other situation rooms, the care service and the channels hear of
+    it at once whoever made it. Returns the ``alert.sent`` data."""
+    recorded = await anyio.to_thread.run_sync(partial(record_change, db, change, **options))
+    await bus.publish(event(WARNING_CHANGED, recorded.warning))
+    await bus.publish(event(ALERT_SENT, recorded.alert))
+    return recorded.alert
 
 
 def record_change(
     db: Database, change: Change, *, sender: str, now: datetime, exercise: bool = False,
     languages: list[str] | None = None, expires: datetime | None = None, created_by: str = "warnings-engine",
-) -> dict[str, Any]:
-    """Store a warning's new state and its CAP alert in one transaction; returns the alert event data."""
+) -> Recorded:
+    """Store a warning's new state and its CAP alert in one transaction; publishes nothing (see
+    :func:`change_warning`)."""
     with db.begin() as conn:
         facts = area_facts(conn, change.area, change.hazard, change.datastream_id)
         warning = store.active_warning(conn, change.hazard, change.area)
@@ -147,11 +158,12 @@ def record_change(
         else:
             raise LookupError(f"cancel of {change.hazard} in {change.area} with no warning in force")
         previous = store.latest_alert_of(conn, warning_id)
-        return alert_for_change(conn, change, facts, warning_id, previous, sender=sender, now=now,
-                                exercise=exercise, languages=languages, expires=expires, created_by=created_by)
+        alert = alert_for_change(conn, change, facts, warning_id, previous, sender=sender, now=now,
+                                 exercise=exercise, languages=languages, expires=expires, created_by=created_by)
+    return Recorded(_changed(change, warning_id, facts, exercise, alert), alert)
 
 
-def _warning_row(change: Change, facts, now: datetime, exercise: bool) -> dict[str, Any]:
+def _warning_row(change: Change, facts: AreaFacts, now: datetime, exercise: bool) -> dict[str, Any]:
     c = change.criterion
     return {"hazard": change.hazard, "area_key": change.area, "area_code": facts.area_code, "level": c.level,
             "crisis_level": c.crisis_level, "value": change.value, "unit": c.unit, "criterion": _rule(c),
@@ -174,8 +186,9 @@ def _rule(c: Criterion) -> dict[str, Any]:
             "source": c.source}
 
 
-def _change_event(change: Change, alert: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": change.kind, "hazard": change.hazard, "area": change.area,
-            "level": change.criterion.level if change.criterion else None,
+def _changed(change: Change, warning_id: int, facts: AreaFacts, exercise: bool, alert: AlertSent) -> WarningChanged:
+    return {"warning_id": warning_id, "kind": change.kind, "hazard": change.hazard, "area": change.area,
+            "area_code": facts.area_code, "level": change.criterion.level if change.criterion else None,
             "crisis_level": change.criterion.crisis_level if change.criterion else None,
-            "value": change.value, "at": change.at.isoformat(), "alert": alert.get("identifier")}
+            "value": change.value, "at": change.at.isoformat(), "exercise": exercise,
+            "alert": alert["identifier"], "alert_id": alert["id"]}

@@ -23,7 +23,7 @@ import orjson
 from sqlalchemy import Connection, Engine
 
 from haechi.core.clock import as_utc
-from haechi.ingest.parse import Reading, Rejected
+from haechi.model.reading import Reading, Rejected
 from haechi.store import sensing
 from haechi.store.schema import datastreams, features_of_interest
 

@@ -107,7 +107,8 @@ class _Reader:
         rows = self.conn.execute(query).mappings().all()
         answer: dict[str, Any] = {}
         if options.count:
-            answer["@iot.count"] = self.conn.execute(select(func.count()).select_from(entity.table).where(where)).scalar()
+            answer["@iot.count"] = self.conn.execute(
+                select(func.count()).select_from(entity.table).where(where)).scalar()
         if len(rows) > top > 0:
             answer["@iot.nextLink"] = self.links.page(url, options.repeated(skip=options.skip + top))
         rows = rows[:top]

@@ -18,9 +18,9 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from haechi.core.clock import utcnow
-from haechi.ingest.parse import Rejected
 from haechi.ingest.pipeline import Pipeline
 from haechi.model.access import Role
+from haechi.model.reading import Rejected
 from haechi.store import sensing
 from haechi.store.access import Principal
 

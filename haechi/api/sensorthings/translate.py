@@ -440,7 +440,8 @@ class Translator:
 
     def __init__(self, entity: EntityType, table: FromClause | None = None, option: str = "$filter",
                  now: Callable[[], datetime] = utcnow) -> None:
-        self.entity, self.table, self.option, self.now = entity, table if table is not None else entity.table, option, now
+        self.entity, self.table, self.option, self.now = (
+            entity, table if table is not None else entity.table, option, now)
 
     def fail(self, message: str) -> BadRequest:
         return BadRequest(f"{self.option}: {message}", field=self.option)

@@ -172,7 +172,8 @@ class Writer:
         child_id = link_id(body, label)
         if child_id is None:
             self.create(target, body, label, given={column: parent_id})
-        elif child_id > max_id(target) or not sensing.update_row(self.conn, target.table, child_id, {column: parent_id}):
+        elif (child_id > max_id(target)
+              or not sensing.update_row(self.conn, target.table, child_id, {column: parent_id})):
             raise BadRequest(f"{label}: there is no {target.name} with id {child_id}", field=f"{label}.@iot.id")
 
     def associate(self, entity: EntityType, entity_id: int, nav: Nav, ids: list[int]) -> None:

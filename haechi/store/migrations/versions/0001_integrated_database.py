@@ -119,7 +119,8 @@ def upgrade() -> None:
     sa.Column('year', sa.Integer(), nullable=False),
     sa.Column('value', sa.Float(), nullable=False),
     sa.Column('source', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['area_code'], ['admin_areas.code'], name=op.f('fk_area_statistics_area_code_admin_areas'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['area_code'], ['admin_areas.code'],
+        name=op.f('fk_area_statistics_area_code_admin_areas'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('area_code', 'indicator', 'year', name=op.f('pk_area_statistics'))
     )
     op.create_table('disasters',
@@ -155,7 +156,8 @@ def upgrade() -> None:
     sa.Column('area_km2', sa.Float(), nullable=False),
     sa.Column('geometry', sa.JSON(), nullable=True),
     sa.Column('source', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['area_code'], ['admin_areas.code'], name=op.f('fk_land_use_area_code_admin_areas'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['area_code'], ['admin_areas.code'],
+        name=op.f('fk_land_use_area_code_admin_areas'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_land_use')),
     sa.UniqueConstraint('area_code', 'use_class', name='uq_land_use_area_class')
     )
@@ -194,7 +196,8 @@ def upgrade() -> None:
     sa.Column('evaluation_score', sa.Float(), nullable=True),
     sa.Column('evaluation', sa.Text(), nullable=True),
     sa.Column('source', sa.Text(), nullable=True),
-    sa.CheckConstraint("phase IN ('prevention', 'preparation', 'response', 'recovery')", name=op.f('ck_projects_phase')),
+    sa.CheckConstraint("phase IN ('prevention', 'preparation', 'response', 'recovery')",
+        name=op.f('ck_projects_phase')),
     sa.ForeignKeyConstraint(['area_code'], ['admin_areas.code'], name=op.f('fk_projects_area_code_admin_areas')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_projects'))
     )
@@ -220,7 +223,8 @@ def upgrade() -> None:
     sa.Column('direction_deg', sa.Float(), nullable=True),
     sa.Column('fov_deg', sa.Float(), nullable=True),
     sa.Column('range_m', sa.Float(), nullable=True),
-    sa.ForeignKeyConstraint(['place_id'], ['places.id'], name=op.f('fk_cctv_cameras_place_id_places'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['place_id'], ['places.id'],
+        name=op.f('fk_cctv_cameras_place_id_places'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('place_id', name=op.f('pk_cctv_cameras'))
     )
     op.create_table('citizen_reports',
@@ -234,7 +238,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('reporter_token_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['area_code'], ['admin_areas.code'], name=op.f('fk_citizen_reports_area_code_admin_areas')),
-    sa.ForeignKeyConstraint(['reporter_token_id'], ['api_tokens.id'], name=op.f('fk_citizen_reports_reporter_token_id_api_tokens'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['reporter_token_id'], ['api_tokens.id'],
+        name=op.f('fk_citizen_reports_reporter_token_id_api_tokens'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_citizen_reports'))
     )
     with op.batch_alter_table('citizen_reports', schema=None) as batch_op:
@@ -249,8 +254,10 @@ def upgrade() -> None:
     sa.Column('safety_grade', sa.String(length=1), nullable=True),
     sa.Column('floors', sa.Integer(), nullable=True),
     sa.Column('length_m', sa.Float(), nullable=True),
-    sa.CheckConstraint("safety_grade IS NULL OR safety_grade IN ('A','B','C','D','E')", name=op.f('ck_facilities_grade')),
-    sa.ForeignKeyConstraint(['place_id'], ['places.id'], name=op.f('fk_facilities_place_id_places'), ondelete='CASCADE'),
+    sa.CheckConstraint("safety_grade IS NULL OR safety_grade IN ('A','B','C','D','E')",
+        name=op.f('ck_facilities_grade')),
+    sa.ForeignKeyConstraint(['place_id'], ['places.id'],
+        name=op.f('fk_facilities_place_id_places'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('place_id', name=op.f('pk_facilities'))
     )
     op.create_table('fire_units',
@@ -259,7 +266,8 @@ def upgrade() -> None:
     sa.Column('call_sign', sa.String(length=64), nullable=False),
     sa.Column('unit_type', sa.String(length=32), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.ForeignKeyConstraint(['station_place_id'], ['places.id'], name=op.f('fk_fire_units_station_place_id_places'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['station_place_id'], ['places.id'],
+        name=op.f('fk_fire_units_station_place_id_places'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_fire_units')),
     sa.UniqueConstraint('call_sign', name=op.f('uq_fire_units_call_sign'))
     )
@@ -288,7 +296,8 @@ def upgrade() -> None:
     sa.Column('school_name', sa.String(length=200), nullable=True),
     sa.Column('radius_m', sa.Float(), nullable=True),
     sa.Column('geometry', sa.JSON(), nullable=True),
-    sa.ForeignKeyConstraint(['place_id'], ['places.id'], name=op.f('fk_school_zones_place_id_places'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['place_id'], ['places.id'],
+        name=op.f('fk_school_zones_place_id_places'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('place_id', name=op.f('pk_school_zones'))
     )
     op.create_table('shelters',
@@ -322,9 +331,11 @@ def upgrade() -> None:
     sa.Column('area_code', sa.String(length=10), nullable=True),
     sa.Column('properties', sa.JSON(), nullable=True),
     sa.ForeignKeyConstraint(['area_code'], ['admin_areas.code'], name=op.f('fk_datastreams_area_code_admin_areas')),
-    sa.ForeignKeyConstraint(['observed_property_id'], ['observed_properties.id'], name=op.f('fk_datastreams_observed_property_id_observed_properties')),
+    sa.ForeignKeyConstraint(['observed_property_id'], ['observed_properties.id'],
+        name=op.f('fk_datastreams_observed_property_id_observed_properties')),
     sa.ForeignKeyConstraint(['sensor_id'], ['sensors.id'], name=op.f('fk_datastreams_sensor_id_sensors')),
-    sa.ForeignKeyConstraint(['thing_id'], ['things.id'], name=op.f('fk_datastreams_thing_id_things'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['thing_id'], ['things.id'],
+        name=op.f('fk_datastreams_thing_id_things'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_datastreams'))
     )
     with op.batch_alter_table('datastreams', schema=None) as batch_op:
@@ -337,8 +348,10 @@ def upgrade() -> None:
     sa.Column('thing_id', sa.Integer(), nullable=False),
     sa.Column('location_id', sa.Integer(), nullable=False),
     sa.Column('time', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['location_id'], ['locations.id'], name=op.f('fk_historical_locations_location_id_locations'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['thing_id'], ['things.id'], name=op.f('fk_historical_locations_thing_id_things'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['location_id'], ['locations.id'],
+        name=op.f('fk_historical_locations_location_id_locations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['thing_id'], ['things.id'],
+        name=op.f('fk_historical_locations_thing_id_things'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_historical_locations'))
     )
     with op.batch_alter_table('historical_locations', schema=None) as batch_op:
@@ -347,8 +360,10 @@ def upgrade() -> None:
     op.create_table('thing_locations',
     sa.Column('thing_id', sa.Integer(), nullable=False),
     sa.Column('location_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['location_id'], ['locations.id'], name=op.f('fk_thing_locations_location_id_locations'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['thing_id'], ['things.id'], name=op.f('fk_thing_locations_thing_id_things'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['location_id'], ['locations.id'],
+        name=op.f('fk_thing_locations_location_id_locations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['thing_id'], ['things.id'],
+        name=op.f('fk_thing_locations_thing_id_things'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('thing_id', 'location_id', name=op.f('pk_thing_locations'))
     )
     op.create_table('observations',
@@ -364,8 +379,10 @@ def upgrade() -> None:
     sa.Column('parameters', sa.JSON(), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("result_quality IN ('good', 'suspect', 'bad')", name=op.f('ck_observations_quality')),
-    sa.ForeignKeyConstraint(['datastream_id'], ['datastreams.id'], name=op.f('fk_observations_datastream_id_datastreams'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['feature_of_interest_id'], ['features_of_interest.id'], name=op.f('fk_observations_feature_of_interest_id_features_of_interest')),
+    sa.ForeignKeyConstraint(['datastream_id'], ['datastreams.id'],
+        name=op.f('fk_observations_datastream_id_datastreams'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['feature_of_interest_id'], ['features_of_interest.id'],
+        name=op.f('fk_observations_feature_of_interest_id_features_of_interest')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_observations')),
     sa.UniqueConstraint('datastream_id', 'phenomenon_time', name='uq_observations_stream_time')
     )

@@ -24,7 +24,8 @@ def upgrade() -> None:
     sa.Column('qc_value', sa.Float(), nullable=True),
     sa.Column('flat_count', sa.Integer(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['datastream_id'], ['datastreams.id'], name=op.f('fk_datastream_state_datastream_id_datastreams'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['datastream_id'], ['datastreams.id'],
+        name=op.f('fk_datastream_state_datastream_id_datastreams'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('datastream_id', name=op.f('pk_datastream_state'))
     )
 

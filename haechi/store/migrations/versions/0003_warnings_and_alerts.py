@@ -72,7 +72,8 @@ def upgrade() -> None:
     sa.Column('cap_xml', sa.Text(), nullable=False),
     sa.Column('cap_json', sa.JSON(), nullable=False),
     sa.Column('created_by', sa.String(length=100), nullable=True),
-    sa.ForeignKeyConstraint(['warning_id'], ['warnings.id'], name=op.f('fk_alerts_warning_id_warnings'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['warning_id'], ['warnings.id'],
+        name=op.f('fk_alerts_warning_id_warnings'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_alerts')),
     sa.UniqueConstraint('identifier', name=op.f('uq_alerts_identifier'))
     )
@@ -91,8 +92,10 @@ def upgrade() -> None:
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['alert_id'], ['alerts.id'], name=op.f('fk_deliveries_alert_id_alerts'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'], name=op.f('fk_deliveries_subscription_id_subscriptions'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['alert_id'], ['alerts.id'],
+        name=op.f('fk_deliveries_alert_id_alerts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['subscription_id'], ['subscriptions.id'],
+        name=op.f('fk_deliveries_subscription_id_subscriptions'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deliveries')),
     sa.UniqueConstraint('alert_id', 'subscription_id', name='uq_deliveries_alert_subscription')
     )

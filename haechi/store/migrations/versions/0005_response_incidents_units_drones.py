@@ -51,7 +51,8 @@ def upgrade() -> None:
     sa.Column('to_value', sa.String(length=100), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('detail', sa.JSON(), nullable=True),
-    sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], name=op.f('fk_incident_events_incident_id_incidents'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'],
+        name=op.f('fk_incident_events_incident_id_incidents'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_incident_events'))
     )
     with op.batch_alter_table('incident_events', schema=None) as batch_op:
@@ -70,8 +71,10 @@ def upgrade() -> None:
     sa.Column('density', sa.Float(), nullable=True),
     sa.Column('incident_id', sa.Integer(), nullable=True),
     sa.Column('payload', sa.JSON(), nullable=True),
-    sa.ForeignKeyConstraint(['camera_place_id'], ['places.id'], name=op.f('fk_cctv_events_camera_place_id_places'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], name=op.f('fk_cctv_events_incident_id_incidents'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['camera_place_id'], ['places.id'],
+        name=op.f('fk_cctv_events_camera_place_id_places'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'],
+        name=op.f('fk_cctv_events_incident_id_incidents'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_cctv_events')),
     sa.UniqueConstraint('event_id', name=op.f('uq_cctv_events_event_id'))
     )
@@ -93,8 +96,10 @@ def upgrade() -> None:
     sa.Column('met_golden_time', sa.Boolean(), nullable=True),
     sa.Column('cleared_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('dispatched_by', sa.String(length=100), nullable=False),
-    sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], name=op.f('fk_dispatches_incident_id_incidents'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['unit_id'], ['fire_units.id'], name=op.f('fk_dispatches_unit_id_fire_units'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'],
+        name=op.f('fk_dispatches_incident_id_incidents'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['unit_id'], ['fire_units.id'],
+        name=op.f('fk_dispatches_unit_id_fire_units'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dispatches'))
     )
     with op.batch_alter_table('dispatches', schema=None) as batch_op:
@@ -113,8 +118,10 @@ def upgrade() -> None:
     sa.Column('datastreams', sa.JSON(), nullable=False),
     sa.Column('incident_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['base_place_id'], ['places.id'], name=op.f('fk_drones_base_place_id_places'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], name=op.f('fk_drones_incident_id_incidents'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['base_place_id'], ['places.id'],
+        name=op.f('fk_drones_base_place_id_places'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'],
+        name=op.f('fk_drones_incident_id_incidents'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['thing_id'], ['things.id'], name=op.f('fk_drones_thing_id_things'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_drones')),
     sa.UniqueConstraint('call_sign', name=op.f('uq_drones_call_sign'))

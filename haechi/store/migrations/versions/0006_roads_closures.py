@@ -30,7 +30,8 @@ def upgrade() -> None:
     sa.Column('place_id', sa.Integer(), nullable=False),
     sa.Column('evacuees', sa.Integer(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['place_id'], ['places.id'], name=op.f('fk_shelter_loads_place_id_places'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['place_id'], ['places.id'],
+        name=op.f('fk_shelter_loads_place_id_places'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('place_id', name=op.f('pk_shelter_loads'))
     )
 

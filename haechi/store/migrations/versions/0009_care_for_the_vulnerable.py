@@ -31,7 +31,8 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=32), nullable=False),
     sa.Column('action', sa.String(length=100), nullable=False),
     sa.Column('detail', sa.JSON(), nullable=True),
-    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'], name=op.f('fk_care_access_log_ward_id_care_wards'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'],
+        name=op.f('fk_care_access_log_ward_id_care_wards'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_care_access_log'))
     )
     with op.batch_alter_table('care_access_log', schema=None) as batch_op:
@@ -49,7 +50,8 @@ def upgrade() -> None:
     sa.Column('escalate_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('answered_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('delivery', sa.String(length=16), nullable=True),
-    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'], name=op.f('fk_care_alerts_ward_id_care_wards'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'],
+        name=op.f('fk_care_alerts_ward_id_care_wards'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_care_alerts'))
     )
     with op.batch_alter_table('care_alerts', schema=None) as batch_op:
@@ -66,7 +68,8 @@ def upgrade() -> None:
     sa.Column('valid_until', sa.DateTime(timezone=True), nullable=False),
     sa.Column('withdrawn_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('recorded_by', sa.String(length=100), nullable=False),
-    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'], name=op.f('fk_care_consents_ward_id_care_wards'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'],
+        name=op.f('fk_care_consents_ward_id_care_wards'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_care_consents'))
     )
     with op.batch_alter_table('care_consents', schema=None) as batch_op:
@@ -80,8 +83,10 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('token_id', sa.Integer(), nullable=True),
     sa.CheckConstraint("kind IN ('tracker', 'door', 'motion', 'power')", name=op.f('ck_care_devices_kind')),
-    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'], name=op.f('fk_care_devices_ward_id_care_wards'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['token_id'], ['api_tokens.id'], name=op.f('fk_care_devices_token_id_api_tokens'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'],
+        name=op.f('fk_care_devices_ward_id_care_wards'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['token_id'], ['api_tokens.id'],
+        name=op.f('fk_care_devices_token_id_api_tokens'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_care_devices')),
     sa.UniqueConstraint('ref', name=op.f('uq_care_devices_ref'))
     )
@@ -94,7 +99,8 @@ def upgrade() -> None:
     sa.Column('incident_id', sa.Integer(), nullable=True),
     sa.Column('opened_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'], name=op.f('fk_care_incidents_ward_id_care_wards'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'],
+        name=op.f('fk_care_incidents_ward_id_care_wards'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_care_incidents'))
     )
     with op.batch_alter_table('care_incidents', schema=None) as batch_op:
@@ -109,7 +115,8 @@ def upgrade() -> None:
     sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('contacts', sa.JSON(), nullable=True),
-    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'], name=op.f('fk_care_trips_ward_id_care_wards'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'],
+        name=op.f('fk_care_trips_ward_id_care_wards'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_care_trips'))
     )
     with op.batch_alter_table('care_trips', schema=None) as batch_op:
@@ -123,7 +130,8 @@ def upgrade() -> None:
     sa.Column('geometry', sa.JSON(), nullable=False),
     sa.Column('schedule', sa.JSON(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'], name=op.f('fk_care_zones_ward_id_care_wards'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'],
+        name=op.f('fk_care_zones_ward_id_care_wards'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_care_zones'))
     )
     with op.batch_alter_table('care_zones', schema=None) as batch_op:
@@ -135,8 +143,10 @@ def upgrade() -> None:
     sa.Column('device_id', sa.Integer(), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.ForeignKeyConstraint(['device_id'], ['care_devices.id'], name=op.f('fk_care_activity_device_id_care_devices'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'], name=op.f('fk_care_activity_ward_id_care_wards'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['device_id'], ['care_devices.id'],
+        name=op.f('fk_care_activity_device_id_care_devices'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'],
+        name=op.f('fk_care_activity_ward_id_care_wards'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_care_activity'))
     )
     with op.batch_alter_table('care_activity', schema=None) as batch_op:
@@ -152,7 +162,8 @@ def upgrade() -> None:
     sa.Column('needs', sa.JSON(), nullable=True),
     sa.Column('hazards', sa.JSON(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['token_id'], ['api_tokens.id'], name=op.f('fk_care_guardians_token_id_api_tokens'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['token_id'], ['api_tokens.id'],
+        name=op.f('fk_care_guardians_token_id_api_tokens'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_care_guardians')),
     sa.UniqueConstraint('token_id', name=op.f('uq_care_guardians_token_id'))
     )
@@ -165,8 +176,10 @@ def upgrade() -> None:
     sa.Column('lon', sa.Float(), nullable=False),
     sa.Column('lat', sa.Float(), nullable=False),
     sa.Column('accuracy_m', sa.Float(), nullable=True),
-    sa.ForeignKeyConstraint(['device_id'], ['care_devices.id'], name=op.f('fk_care_positions_device_id_care_devices'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'], name=op.f('fk_care_positions_ward_id_care_wards'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['device_id'], ['care_devices.id'],
+        name=op.f('fk_care_positions_device_id_care_devices'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'],
+        name=op.f('fk_care_positions_ward_id_care_wards'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_care_positions'))
     )
     with op.batch_alter_table('care_positions', schema=None) as batch_op:
@@ -177,8 +190,10 @@ def upgrade() -> None:
     sa.Column('ward_id', sa.Integer(), nullable=False),
     sa.Column('guardian_id', sa.Integer(), nullable=False),
     sa.Column('relation', sa.String(length=32), nullable=True),
-    sa.ForeignKeyConstraint(['guardian_id'], ['care_guardians.id'], name=op.f('fk_care_ward_guardians_guardian_id_care_guardians'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'], name=op.f('fk_care_ward_guardians_ward_id_care_wards'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['guardian_id'], ['care_guardians.id'],
+        name=op.f('fk_care_ward_guardians_guardian_id_care_guardians'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ward_id'], ['care_wards.id'],
+        name=op.f('fk_care_ward_guardians_ward_id_care_wards'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('ward_id', 'guardian_id', name=op.f('pk_care_ward_guardians'))
     )
 

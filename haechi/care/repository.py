@@ -160,7 +160,8 @@ def devices_of(conn: Connection, ward_id: int) -> list[dict[str, Any]]:
 
 
 def add_zone(conn: Connection, ward_id: int, row: dict[str, Any]) -> dict[str, Any]:
-    new_id = conn.execute(insert(care_zones).values(ward_id=ward_id, **row, created_at=utcnow())).inserted_primary_key[0]
+    new_id = conn.execute(
+        insert(care_zones).values(ward_id=ward_id, **row, created_at=utcnow())).inserted_primary_key[0]
     return row_dict(conn.execute(select(care_zones).where(care_zones.c.id == new_id)).one())
 
 

@@ -1,8 +1,10 @@
-"""Storage of the response tables: incidents and their audit trail, CCTV events, units, drones, dispatches."""
+"""Storage of the response tables: CCTV events, units, drones, dispatches.
+
+Incidents and their history are one floor down (``haechi.store.incidents``): care opens them too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +17,6 @@ from haechi.store.schema import (
     dispatches,
     drones,
     fire_units,
-    incident_events,
     incidents,
     places,
 )
@@ -31,62 +32,6 @@ def _one(conn: Connection, table, row_id: int, what: str) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"no {what} with id {row_id}")
     return row_dict(row)
-
-
-# ── incidents ──
-
-def add_incident(conn: Connection, row: dict[str, Any]) -> int:
-    return _add(conn, incidents, row)
-
-
-def get_incident(conn: Connection, incident_id: int, *, for_update: bool = False) -> dict[str, Any]:
-    query = select(incidents).where(incidents.c.id == incident_id)
-    if for_update and conn.dialect.name == "postgresql":
-        query = query.with_for_update()  # two operators moving the same incident serialise here
-    row = conn.execute(query).first()
-    if row is None:
-        raise NotFound(f"no incident with id {incident_id}")
-    return row_dict(row)
-
-
-def change_incident(conn: Connection, incident_id: int, values: dict[str, Any], *, was: dict[str, Any] | None = None) -> bool:
-    """Update an incident; with ``was``, only if those columns still hold those values (False if not)."""
-    query = update(incidents).where(incidents.c.id == incident_id)
-    for column, value in (was or {}).items():
-        query = query.where(incidents.c[column] == value)
-    return conn.execute(query.values(**values)).rowcount == 1
-
-
-def find_incidents(
-    conn: Connection, *, center: str | None = None, statuses: Sequence[str] | None = None,
-    kind: str | None = None, area_code: str | None = None, limit: int = 100, offset: int = 0,
-) -> list[dict[str, Any]]:
-    c = incidents.c
-    query = select(incidents).order_by(c.opened_at.desc(), c.id.desc()).limit(limit).offset(offset)
-    if center:
-        query = query.where(c.center == center)
-    if statuses:
-        query = query.where(c.status.in_(list(statuses)))
-    if kind:
-        query = query.where(c.kind == kind)
-    if area_code:
-        query = query.where(c.area_code.startswith(area_code))
-    return [row_dict(r) for r in conn.execute(query)]
-
-
-def open_incidents_of_kind(conn: Connection, kind: str, open_states: Sequence[str]) -> list[dict[str, Any]]:
-    query = select(incidents).where(incidents.c.kind == kind, incidents.c.status.in_(list(open_states)))
-    return [row_dict(r) for r in conn.execute(query.order_by(incidents.c.id))]
-
-
-def add_event(conn: Connection, row: dict[str, Any]) -> int:
-    return _add(conn, incident_events, row)
-
-
-def events_of(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
-    c = incident_events.c
-    query = select(incident_events).where(c.incident_id == incident_id).order_by(c.id)
-    return [row_dict(r) for r in conn.execute(query)]
 
 
 # ── CCTV ──
@@ -139,7 +84,8 @@ def get_unit(conn: Connection, unit_id: int, *, for_update: bool = False) -> dic
     return row_dict(row)
 
 
-def find_units(conn: Connection, *, status: str | None = None, station_place_id: int | None = None) -> list[dict[str, Any]]:
+def find_units(conn: Connection, *, status: str | None = None,
+               station_place_id: int | None = None) -> list[dict[str, Any]]:
     """Units with their station's name and position (used when the unit reports none of its own)."""
     c = fire_units.c
     query = select(fire_units, places.c.name_ko.label("station_name_ko"), places.c.name_en.label("station_name_en"),

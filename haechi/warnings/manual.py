@@ -1,25 +1,29 @@
-"""Alerts by hand: an operator issues, updates or cancels an alert, or runs a drill.
+"""Warnings by hand: an operator issues, updates or cancels a warning and its alert, or runs a drill.
 
-The same path as the engine's: a warning change for a hazard × area, targeted from the
-integrated DB, composed from the hand-written templates, validated against the CAP schema.
+The same path as the engine's (:func:`.service.change_warning`): a warning change for a hazard ×
+area, targeted from the integrated DB, its CAP alert composed from the hand-written templates and
+validated against the CAP schema by the alerts capability, then ``warning.changed`` and
+``alert.sent`` published on the bus given.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
+import anyio.to_thread
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
+from haechi.alerts.messages import library
 from haechi.core.errors import Conflict, InvalidInput, NotFound
+from haechi.core.events import Bus
+from haechi.model.events import AlertSent
+from haechi.model.hazards import Change, Criterion
 from haechi.store import areas
 from haechi.store import warnings as store
-from haechi.warnings.criteria import Criterion, load_criteria
-from haechi.warnings.engine import Change
-from haechi.warnings.service import record_change
 
-from .messages import library
+from .criteria import load_criteria
+from .service import change_warning
 
 #: The area key of a code by its length (codes nest: 11 Seoul ⊃ 11140 Jung-gu ⊃ 11140101 a dong).
 AREA_KINDS = {2: "city", 5: "district", 8: "dong"}
@@ -52,29 +56,40 @@ def criterion_for(hazard: str, level: str) -> Criterion:
     return found[0]
 
 
-def issue(db: Engine, request: ManualAlert, *, sender: str, now: datetime, actor: str) -> dict[str, Any]:
+async def issue(db: Engine, bus: Bus, request: ManualAlert, *, sender: str, now: datetime,
+                actor: str) -> AlertSent:
     """Issue (or, when one is in force there, update) the warning and its alert."""
+    change = await anyio.to_thread.run_sync(_issue_change, db, request, now)
+    return await change_warning(db, bus, change, sender=sender, now=now, exercise=request.exercise,
+                                languages=_cap_languages(request.languages), expires=request.expires,
+                                created_by=actor)
+
+
+async def cancel(db: Engine, bus: Bus, warning_id: int, *, sender: str, now: datetime, actor: str) -> AlertSent:
+    """The all-clear of a warning in force."""
+    change, exercise = await anyio.to_thread.run_sync(_cancel_change, db, warning_id, now)
+    return await change_warning(db, bus, change, sender=sender, now=now, exercise=exercise, created_by=actor)
+
+
+def _issue_change(db: Engine, request: ManualAlert, now: datetime) -> Change:
     criterion = criterion_for(request.hazard, request.level)
     _check(db, request, now)
     key = f"{AREA_KINDS[len(request.area)]}:{request.area}"
     with db.connect() as conn:
         kind = "update" if store.active_warning(conn, request.hazard, key) else "issue"
-    change = Change(kind, request.hazard, key, criterion, None,
-                    request.value if request.value is not None else criterion.value, now, None)
-    return record_change(db, change, sender=sender, now=now, exercise=request.exercise,
-                         languages=_cap_languages(request.languages), expires=request.expires,
-                         created_by=actor)
+    return Change(kind, request.hazard, key, criterion, None,
+                  request.value if request.value is not None else criterion.value, now, None)
 
 
-def cancel(db: Engine, warning_id: int, *, sender: str, now: datetime, actor: str) -> dict[str, Any]:
-    """The all-clear of a warning in force."""
+def _cancel_change(db: Engine, warning_id: int, now: datetime) -> tuple[Change, bool]:
+    """The cancel of a warning in force, and whether it is a drill."""
     with db.connect() as conn:
         warning = store.get_warning(conn, warning_id)
     if warning["status"] != "active":
         raise Conflict(f"warning {warning_id} is already {warning['status']}")
     criterion = criterion_for(warning["hazard"], warning["level"])
     change = Change("cancel", warning["hazard"], warning["area_key"], None, criterion, warning["value"], now, None)
-    return record_change(db, change, sender=sender, now=now, exercise=warning["exercise"], created_by=actor)
+    return change, warning["exercise"]
 
 
 def _check(db: Engine, request: ManualAlert, now: datetime) -> None:

@@ -11,8 +11,9 @@ import anyio.to_thread
 from sqlalchemy import Engine
 
 from haechi.core.events import Bus, Event
+from haechi.model.events import DRONE_POSITION, OBSERVATION_STORED
 
-from . import store
+from . import repository
 
 #: Body field of ``drone.position`` for each telemetry property.
 FIELD = {"longitude": "lon", "latitude": "lat", "altitude": "altitude_m", "battery_level": "battery_pct"}
@@ -28,7 +29,7 @@ class DronePositions:
         self.fixes: dict[int, dict[str, Any]] = {}
 
     def start(self) -> Callable[[], None]:
-        return self.bus.subscribe("observation.stored", self.on_stored)
+        return self.bus.subscribe(OBSERVATION_STORED, self.on_stored)
 
     async def on_stored(self, event: Event) -> None:
         observations = event.data["observations"]
@@ -51,11 +52,11 @@ class DronePositions:
         for drone_id in sorted(moved):
             fix = self.fixes[drone_id]
             if "lon" in fix and "lat" in fix:
-                await self.bus.publish(Event("drone.position", dict(fix)))
+                await self.bus.publish(Event(DRONE_POSITION, dict(fix)))
 
     def _load(self) -> dict[int, tuple[dict[str, Any], str]]:
         with self.engine.connect() as conn:
-            drones = store.find_drones(conn)
+            drones = repository.find_drones(conn)
         return {int(stream): (d, code) for d in drones for code, stream in d["datastreams"].items()}
 
 

@@ -39,12 +39,12 @@ from paho.mqtt.properties import Properties
 from sqlalchemy import Engine, select
 
 from haechi.core.errors import InvalidInput
+from haechi.model.catalogue import catalogue
+from haechi.model.units import converter
 from haechi.store import sensing
 from haechi.store.schema import datastreams
 
 from . import mqtt
-from .catalogue import catalogue
-from .units import converter
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -67,7 +67,7 @@ DAILY_HUMIDITY_PCT = 15.0
 RAIN_HUMIDITY_PCT = 97.0
 # Rain: Seoul gets about 1,400 mm a year, over half of it in June–August (장마 and typhoons),
 # under 30 mm a month in winter (KMA normals); these spell and burst figures give about that
-# total and shape over simulated years (tests/test_simulate.py).
+# total and shape over simulated years (tests/test_sensor_simulator.py).
 DRY_SPELL_S = 200 * HOUR  # mean dry spell outside the monsoon
 WET_SPELL_S = 12 * HOUR
 MONSOON_DAY = 200  # mid-July

@@ -18,13 +18,13 @@ import test_mqtt
 from test_mqtt import BROKER_URL, eventually, stored, subscribed
 from typer.testing import CliRunner
 
+from haechi.cities.provision import save_catalogue
 from haechi.cli import app
-from haechi.ingest import qc, simulate
-from haechi.ingest.catalogue import catalogue
+from haechi.ingest import qc, sensor_simulator
 from haechi.ingest.mqtt import MqttIngest
 from haechi.ingest.pipeline import Pipeline
-from haechi.ingest.provision import save_catalogue
-from haechi.ingest.simulate import CitySimulation, Rain, Stream
+from haechi.ingest.sensor_simulator import CitySimulation, Rain, Stream
+from haechi.model.catalogue import catalogue
 from haechi.store import sensing
 
 broker, names = test_mqtt.broker, test_mqtt.names  # the real-broker fixtures, shared
@@ -67,9 +67,9 @@ def kst_hour(at: datetime) -> int:
 
 def test_a_seed_gives_the_same_streams_and_another_seed_others():
     times = [YEAR_START + n * STEP for n in range(500)]
-    first = list(simulate.rounds(STREAMS, times, seed=7))
-    assert first == list(simulate.rounds(STREAMS, times, seed=7))
-    assert first != list(simulate.rounds(STREAMS, times, seed=8))
+    first = list(sensor_simulator.rounds(STREAMS, times, seed=7))
+    assert first == list(sensor_simulator.rounds(STREAMS, times, seed=7))
+    assert first != list(sensor_simulator.rounds(STREAMS, times, seed=8))
 
 
 def test_air_temperature_follows_the_sun_and_the_seasons():
@@ -209,8 +209,8 @@ def test_the_rate_is_kept_and_no_stream_repeats_a_timestamp_or_runs_ahead_of_the
     clock = FakeClock()
     publisher = Collecting(clock)
     start = datetime(2024, 7, 1, tzinfo=UTC)
-    done = simulate.run(STREAMS, publisher, rate=250, duration=4, clock=clock, sleep=clock.sleep,
-                        now=lambda: start)
+    done = sensor_simulator.run(STREAMS, publisher, rate=250, duration=4, clock=clock, sleep=clock.sleep,
+                                now=lambda: start)
     assert done.sent == len(publisher.observations) == 1000 and not done.interrupted and publisher.closed
     for stream in STREAMS:
         stamps = [datetime.fromisoformat(o["phenomenon_time"]) for o in publisher.observations
@@ -223,7 +223,7 @@ def test_the_rate_is_kept_and_no_stream_repeats_a_timestamp_or_runs_ahead_of_the
 def test_ctrl_c_stops_cleanly_after_flushing():
     clock = FakeClock()
     publisher = Collecting(clock, interrupt_after=300)
-    done = simulate.run(STREAMS, publisher, rate=100, clock=clock, sleep=clock.sleep)
+    done = sensor_simulator.run(STREAMS, publisher, rate=100, clock=clock, sleep=clock.sleep)
     assert done.interrupted and publisher.closed and done.sent == done.confirmed >= 300
 
 
@@ -252,7 +252,7 @@ def stations_in(engine) -> list[int]:
 
 def test_streams_are_read_from_the_store_with_their_kind_of_place(sqlite_engine):
     made = stations_in(sqlite_engine)
-    streams = {s.id: s for s in simulate.load_streams(sqlite_engine)}
+    streams = {s.id: s for s in sensor_simulator.load_streams(sqlite_engine)}
     assert sorted(streams) == made
     assert streams[made[0]].place_kind == "weather_station" and streams[made[0]].lon == pytest.approx(126.97)
     assert streams[made[3]].unit == "mm"
@@ -260,13 +260,14 @@ def test_streams_are_read_from_the_store_with_their_kind_of_place(sqlite_engine)
 
 def test_the_mqtt_publisher_delivers_every_observation_to_the_store(sqlite_engine, names):
     stations_in(sqlite_engine)
-    streams = simulate.load_streams(sqlite_engine)
+    streams = sensor_simulator.load_streams(sqlite_engine)
 
     async def scenario():
         async with subscribed(MqttIngest(BROKER_URL, Pipeline(sqlite_engine), topic_prefix=names.prefix,
                                          client_id=names("ingest"))):
-            publisher = simulate.MqttPublisher(BROKER_URL, topic_prefix=names.prefix, client_id=names("simulator"))
-            done = await asyncio.to_thread(simulate.run, streams, publisher, 400, duration=2)
+            publisher = sensor_simulator.MqttPublisher(BROKER_URL, topic_prefix=names.prefix,
+                                                       client_id=names("simulator"))
+            done = await asyncio.to_thread(sensor_simulator.run, streams, publisher, 400, duration=2)
             await eventually(lambda: stored(sqlite_engine) == done.sent, "every simulated observation stored")
             return done
 
@@ -324,7 +325,7 @@ def receiver():
 def test_the_http_publisher_posts_json_arrays_with_the_token_and_retries_server_errors(receiver):
     url, handler = receiver
     handler.statuses = [503, 502]  # the server is restarting; the third try lands
-    publisher = simulate.HttpPublisher(url, token="secret-" + uuid.uuid4().hex, backoff=(0.01, 0.05))
+    publisher = sensor_simulator.HttpPublisher(url, token="secret-" + uuid.uuid4().hex, backoff=(0.01, 0.05))
     observations = CitySimulation(STREAMS, seed=0, start=YEAR_START).step(YEAR_START)
     publisher.send(observations)
     [(authorization, body)] = handler.received
@@ -336,5 +337,5 @@ def test_the_http_publisher_posts_json_arrays_with_the_token_and_retries_server_
 def test_the_http_publisher_stops_on_a_refusal(receiver):
     url, handler = receiver
     handler.statuses = [401]
-    with pytest.raises(simulate.PublishRefused, match="401"):
-        simulate.HttpPublisher(url, token="wrong").send([{"datastream_id": 1}])
+    with pytest.raises(sensor_simulator.PublishRefused, match="401"):
+        sensor_simulator.HttpPublisher(url, token="wrong").send([{"datastream_id": 1}])

@@ -5,35 +5,35 @@ A district-wide warning covers the district's boundary and its dongs; a city-wid
 a crowd zone) covers a buffer around it (``targeting.toml``), and the districts and dongs that
 buffer touches. People affected are estimated from district statistics in proportion to the
 share of each district's area inside (statistics are per district; dongs have none yet).
+
+:class:`AreaFacts` is the one description of a warning's area: what the DB says is in it (made
+here) and what its CAP alert says about it (``alerts.compose`` takes it as it is).
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import shapely
-from pyproj import Transformer
 from shapely import simplify
 from shapely.geometry import Point, mapping, shape
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, select
 
+from haechi.core.errors import InvalidInput
+from haechi.model.geo import TO_DEGREES, TO_METRES, transform
 from haechi.store import areas, places
 from haechi.store.schema import admin_areas, datastreams, things
 
-TO_METRES = Transformer.from_crs("EPSG:4326", "EPSG:5179", always_xy=True)  # Korea 2000 / UTM-K: metric work
-TO_DEGREES = Transformer.from_crs("EPSG:5179", "EPSG:4326", always_xy=True)
-
-
-def transform(transformer: Transformer, geometry: BaseGeometry) -> BaseGeometry:
-    """``geometry`` in the transformer's target coordinates."""
-    return shapely.transform(geometry, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
 PEOPLE = ("population", "age_65_plus", "under_15", "foreigners")
+#: What ``affected`` keeps beside the counts of people and places at risk: recorded, never announced.
+BOOKKEEPING = frozenset({"districts", "places", "method"})
+
+Ring = Sequence[tuple[float, float]]
 
 
 @cache
@@ -42,17 +42,54 @@ def buffers() -> dict[str, float]:
         return tomllib.load(f)["buffer_m"]
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class AreaFacts:
-    """An alert's area: names, administrative codes, shape, and what lies inside."""
+    """A warning's area: its names, codes and shape, and who and what lies inside.
 
-    key: str
-    name_ko: str
-    name_en: str
-    area_code: str | None  # the district it belongs to, for lists and feeds
-    geocodes: list[str]  # 10-digit 행정표준코드 of the districts and dongs covered
-    polygons: list[list[tuple[float, float]]]  # rings of (lat, lon), as CAP wants them
-    affected: dict[str, Any] = field(default_factory=dict)
+    ``names`` maps languages to the area's name; Chinese, Japanese and Vietnamese fall back to the
+    English (romanised) name, which matches Seoul's road signs and maps, then to the Korean one.
+    ``geocodes`` are 10-digit 행정표준코드 of the districts and dongs covered; ``polygons`` are
+    rings of (lat, lon) in WGS84, as CAP wants them; ``circles`` are (lat, lon, radius in km), e.g.
+    a buffer around a facility. ``affected`` counts people (population, age_65_plus, under_15,
+    foreigners), facilities, shelters and dongs, and keeps some bookkeeping (:data:`BOOKKEEPING`:
+    the districts' codes, every mapped place, the estimation method) stored with the alert but not
+    announced in it. ``city`` names the region that prefixes headlines (default: Seoul, from the
+    alerts' ``common.toml``); ``key`` is the warning's area key and ``area_code`` the district it
+    belongs to, for lists and feeds.
+    """
+
+    names: Mapping[str, str]
+    geocodes: tuple[str, ...] = ()
+    polygons: tuple[Ring, ...] = ()
+    circles: tuple[tuple[float, float, float], ...] = ()
+    affected: Mapping[str, Any] = field(default_factory=dict)
+    city: Mapping[str, str] = field(default_factory=dict)
+    key: str = ""
+    area_code: str | None = None
+
+    def name(self, language: str) -> str:
+        return in_language(self.names, language)
+
+    @property
+    def name_ko(self) -> str | None:
+        return self.names.get("ko")
+
+    @property
+    def name_en(self) -> str | None:
+        return self.names.get("en")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """The people and places at risk, as an alert announces them: ``affected`` less its bookkeeping."""
+        return {k: int(v) for k, v in self.affected.items() if k not in BOOKKEEPING}
+
+
+def in_language(names: Mapping[str, str], language: str) -> str:
+    """The name in ``language``, else English, else Korean."""
+    for lang in (language, "en", "ko"):
+        if names.get(lang):
+            return names[lang]
+    raise InvalidInput("an area needs a name in Korean or English", field="area")
 
 
 def area_facts(conn: Connection, area_key: str, hazard: str, datastream_id: int | None = None) -> AreaFacts:
@@ -108,9 +145,9 @@ def _facts(conn: Connection, key: str, zone: BaseGeometry, name_ko: str, name_en
                 people[k] += round(stats[k]["value"] * share)
     inside = _places_inside(conn, zone)
     return AreaFacts(
-        key=key, name_ko=name_ko, name_en=name_en,
-        area_code=districts[0][0]["code"] if len(districts) == 1 else (districts[0][0]["parent_code"] if districts else None),
-        geocodes=sorted(a["code"].ljust(10, "0") for a, _ in covered if a["level"] in ("district", "dong")),
+        key=key, names={lang: name for lang, name in (("ko", name_ko), ("en", name_en)) if name},
+        area_code=_district_of([d for d, _ in districts]),
+        geocodes=tuple(sorted(a["code"].ljust(10, "0") for a, _ in covered if a["level"] in ("district", "dong"))),
         polygons=_cap_rings(zone),
         affected=people | {
             "districts": [d["code"] for d, _ in districts], "dongs": len(dongs),
@@ -119,6 +156,13 @@ def _facts(conn: Connection, key: str, zone: BaseGeometry, name_ko: str, name_en
             "places": len(inside), "method": "district statistics × share of district area inside",
         },
     )
+
+
+def _district_of(districts: list[dict[str, Any]]) -> str | None:
+    """The one district covered, else the city holding them (for lists and feeds)."""
+    if not districts:
+        return None
+    return districts[0]["code"] if len(districts) == 1 else districts[0]["parent_code"]
 
 
 def _covered(conn: Connection, zone: BaseGeometry) -> list[tuple[dict[str, Any], float]]:
@@ -142,13 +186,13 @@ def _places_inside(conn: Connection, zone: BaseGeometry) -> list[dict[str, Any]]
             and zone.covers(Point(p["lon"], p["lat"]))]
 
 
-def _cap_rings(zone: BaseGeometry, tolerance_deg: float = 0.0005) -> list[list[tuple[float, float]]]:
+def _cap_rings(zone: BaseGeometry, tolerance_deg: float = 0.0005) -> tuple[Ring, ...]:
     """Outer rings as (lat, lon) pairs, simplified (~50 m) so an alert stays small, closed as CAP requires."""
     simple = simplify(zone, tolerance_deg, preserve_topology=True)
     polygons = [simple] if simple.geom_type == "Polygon" else list(getattr(simple, "geoms", []))
     rings = []
     for polygon in polygons:
-        ring = [(round(lat, 5), round(lon, 5)) for lon, lat in mapping(polygon)["coordinates"][0]]
+        ring = tuple((round(lat, 5), round(lon, 5)) for lon, lat in mapping(polygon)["coordinates"][0])
         if len(ring) >= 4:
             rings.append(ring)
-    return rings
+    return tuple(rings)

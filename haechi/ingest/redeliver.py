@@ -1,4 +1,5 @@
-"""Replaying dead letters: an operator fixes what was refused and sends it through the pipeline again.
+"""Redelivering dead letters (``haechi deadletter replay``): an operator fixes what was refused and
+sends it through the pipeline again.
 
 A letter's payload is what arrived — our observation JSON (one object or an array), an MQTT
 message (its topic names the datastream), or a SensorThings Observation. A letter is marked
@@ -53,7 +54,7 @@ def _house_format(item: Any) -> Any:
     return item
 
 
-def replay(pipeline: Pipeline, letter: dict[str, Any], payload: str | None = None) -> Outcome:
+def redeliver(pipeline: Pipeline, letter: dict[str, Any], payload: str | None = None) -> Outcome:
     """Send one letter (or its corrected ``payload``) through the pipeline again."""
     try:
         items = readings_of(payload or letter["payload"], letter["source"])

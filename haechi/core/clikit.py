@@ -1,5 +1,5 @@
 """What every ``haechi`` command shares: the console, the ``--database-url`` option, the
-engine it names, who is acting, and how an error is shown (in one place so they all agree)."""
+who is acting, and how an error is shown (in one place so they all agree)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,11 @@ import typer
 from rich.console import Console
 
 from haechi.core.errors import HaechiError
-from haechi.core.settings import get_settings
 
 console = Console()
 DatabaseUrl = Annotated[
     str | None, typer.Option("--database-url", envvar="HAECHI_DATABASE_URL", help="SQLAlchemy URL of the DB.")
 ]
-
-
-def open_engine(url: str | None):
-    """The integrated DB named by ``url`` (or the settings), migrated."""
-    from haechi.store import open_db
-
-    return open_db(url or get_settings().database_url)
 
 
 def actor() -> str:

@@ -12,10 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import Connection, select
 
+from haechi.model.catalogue import catalogue
 from haechi.store import sensing
 from haechi.store.schema import datastreams, places, things
-
-from .catalogue import catalogue
 
 STATIONS = Path(__file__).with_name("stations.csv")
 
@@ -42,12 +41,14 @@ def provision_stations(conn: Connection) -> int:
         thing_id = conn.execute(select(things.c.id).where(things.c.place_id == place.id)).scalar()
         if thing_id is None:
             thing_id = _thing_for(conn, place)
-        have = set(conn.execute(select(datastreams.c.observed_property_id).where(datastreams.c.thing_id == thing_id)).scalars())
+        have = set(conn.execute(select(datastreams.c.observed_property_id)
+                                .where(datastreams.c.thing_id == thing_id)).scalars())
         for wanted in plan[place.kind]:
             if property_ids[wanted["property"]] in have:
                 continue
             sensor_id = sensor_id or sensing.create_sensor(conn, {
-                "name": "station instrument", "description": "The station's own instrument, as its publisher reports it",
+                "name": "station instrument",
+                "description": "The station's own instrument, as its publisher reports it",
                 "encoding_type": "text/html", "metadata": ""})
             sensing.create_datastream(conn, {
                 "name": f"{place.name_en or place.name_ko} {wanted['name_en']}",

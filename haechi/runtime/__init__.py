@@ -1,0 +1,11 @@
+"""The runtime: one composer of the capabilities, each declaring what it runs in one place.
+
+``part`` says what a capability's declaration holds and which roles a process may have,
+``parts`` declares every capability, and ``compose`` starts the chosen roles of them in order
+and stops them in reverse, with a small scheduler for periodic jobs.
+"""
+
+from .compose import Hooks, Runtime, run_roles, stopped_by_signals
+from .part import Context, Job, Part, Role, Service
+
+__all__ = ["Context", "Hooks", "Job", "Part", "Role", "Runtime", "Service", "run_roles", "stopped_by_signals"]
