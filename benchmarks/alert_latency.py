@@ -1,23 +1,39 @@
 """Latency from the MQTT publish of a threshold-crossing observation to its CAP alert on the SSE stream.
 
-Set-up: a fresh SQLite DB with the Seoul pack loaded (its Han River gauge datastreams) and 1,000
-extra bench datastreams; a private Mosquitto; a `haechi serve` process with HAECHI_MQTT_URL.
-A background publisher process sends 5,000 observations/s over the bench datastreams throughout.
+Single process (the default): a fresh SQLite DB with the Seoul pack loaded (its Han River gauge
+datastreams) and 1,000 extra bench datastreams; a private Mosquitto; a `haechi serve` process with
+HAECHI_MQTT_URL, running every role (no bus).
 
-Probe cycle on "Hangang Bridge water level" (flood advisory at 8.5 m, lifted below 8.2 m held 1 h):
-publish 8.6 m at phenomenon time t, timed until its `alert.sent` event (msg_type Alert) arrives on
-`/api/v1/stream?types=alert.>`; then 8.0 m at t+10 … t+70 min, which lifts it (a Cancel alert,
-awaited but not timed); the next cycle starts at t+80 min. Phenomenon times start 30 days ago (QC's
-clock check) and never move faster than the 0.5 m/min spike limit. One warm-up cycle is not counted.
+Cluster (``--cluster``, measured after the single process in the same run, each with a broker of
+its own): a fresh PostgreSQL database with the same pack and streams; a NATS prefix of its own;
+one `haechi serve` API replica (HAECHI_BUS_URL, HAECHI_MQTT_URL: it queues what it hears on the
+JetStream ingest queue), one `haechi engine` and ``--workers`` `haechi worker`s. The reading goes
+MQTT → API → ingest queue → worker → PostgreSQL → ``observation.stored`` on NATS → engine →
+alert stored, ``alert.sent`` on NATS → the API's SSE stream. One worker by default: two could store
+a cycle's readings out of order (each holds its own message), which the probe must not depend on.
 
-    .venv/bin/python benchmarks/alert_latency.py [--cycles 50] [--background 5000]
+In both, a background publisher process sends 5,000 observations/s over the bench datastreams
+throughout, over MQTT like the probe. Probe cycle on "Hangang Bridge water level" (flood advisory
+at 8.5 m, lifted below 8.2 m held 1 h): publish 8.6 m at phenomenon time t, timed until its
+`alert.sent` event (msg_type Alert) arrives on `/api/v1/stream?types=alert.>`; then 8.0 m at
+t+10 … t+70 min, which lifts it (a Cancel alert, awaited but not timed); the next cycle starts at
+t+80 min. Phenomenon times start 30 days ago (QC's clock check) and never move faster than the
+0.5 m/min spike limit. One warm-up cycle is not counted.
+
+    .venv/bin/python benchmarks/alert_latency.py [--cycles 50] [--background 5000] [--cluster [--workers 1]]
+
+PostgreSQL from HAECHI_BENCH_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test),
+NATS from HAECHI_BENCH_NATS_URL (default nats://127.0.0.1:4222).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import multiprocessing as mp
+import os
 import queue
 import sqlite3
 import statistics
@@ -26,45 +42,188 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import orjson
 import paho.mqtt.client as mqtt
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import fresh_db, make_streams, observations, start_server
-from benchmarks.ingest_mqtt import BROKER, messages_for, publish, start_broker, stored
+from benchmarks.common import free_port, fresh_db, make_streams, observations, start_server
+from benchmarks.ingest_mqtt import BROKER, messages_for, start_broker, stored
+from haechi.bus.nats import EventStream, connect_nats
 from haechi.cities.load import load_city
+from haechi.ingest.queue import IngestStream
 from haechi.model.events import ALERT_SENT
-from haechi.store import sensing
+from haechi.store import cluster as members
+from haechi.store import open_db, sensing
+from haechi.store.schema import alerts
+from haechi.store.schema import observations as observations_table
 
+ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_URL = os.environ.get("HAECHI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+NATS_URL = os.environ.get("HAECHI_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 GAUGE = "Hangang Bridge water level"
 ISSUE_M, CALM_M = 8.6, 8.0  # advisory 8.5 m; lifted below 8.2 m held 1 h
 CALM_READINGS = 7  # t+10 … t+70 min: below 8.2 m from t+10, lifted (held 1 h) at t+60
 CYCLE = timedelta(minutes=80)
 WAIT_S = 30.0
+START_S = 120.0  # a process start on a busy machine; only ever waited on
+#: Background queued for this many seconds a cycle (plus a margin): a cycle takes about a second in
+#: one process, a few through the cluster. Whether it was still running at the end is reported.
+SECONDS_PER_CYCLE = {"single": 2, "cluster": 5}
 
 
-def prepare(folder: Path, extra: int) -> tuple[Path, int, list[int]]:
-    """Fresh DB: the Seoul pack plus ``extra`` bench datastreams. Returns (db, gauge stream, bench streams)."""
-    db = folder / "alerts.db"
-    engine = fresh_db(folder, db.name)
+@dataclass
+class System:
+    """What the probe needs of a running Haechi: where its API is and how to count what it stored."""
+
+    url: str
+    gauge: int
+    bench: list[int]
+    stored: Callable[[], int]
+    alerts: Callable[[], dict[str, int]]
+    lag: Callable[[], int | None] = lambda: None
+
+
+def prepare(engine, extra: int) -> tuple[int, list[int]]:
+    """The Seoul pack plus ``extra`` bench datastreams. Returns (gauge stream, bench streams)."""
     load_city(engine, "seoul")
     with engine.connect() as conn:
         profiles = sensing.stream_profiles(conn)
     gauge = next(p["id"] for p in profiles if p["name"] == GAUGE)
     before = {p["id"] for p in profiles}
     bench = [i for i in make_streams(engine, extra) if i not in before]
+    return gauge, bench
+
+
+@contextlib.contextmanager
+def single_process(folder: Path, extra: int, workers: int) -> Iterator[System]:
+    """`haechi serve` on embedded SQLite, no bus: every role in one process."""
+    db = folder / "alerts.db"
+    engine = fresh_db(folder, db.name)
+    gauge, bench = prepare(engine, extra)
     engine.dispose()
-    return db, gauge, bench
-
-
-def serve(db: Path) -> tuple[subprocess.Popen, str]:
     server, url = start_server(db, mqtt_url=f"mqtt://127.0.0.1:{BROKER[1]}")
-    time.sleep(1.0)  # let the MQTT subscriber connect
-    return server, url
+    try:
+        time.sleep(1.0)  # let the MQTT subscriber connect
+
+        def alerts_stored() -> dict[str, int]:
+            with sqlite3.connect(db, timeout=30) as conn:
+                return dict(conn.execute("SELECT msg_type, count(*) FROM alerts GROUP BY msg_type").fetchall())
+
+        yield System(url, gauge, bench, lambda: stored(db), alerts_stored)
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+class Process:
+    """A `haechi …` subprocess; a thread keeps its output lines."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.args, self.lines = args, []
+        self.popen = subprocess.Popen([sys.executable, "-m", "haechi.cli", *args], cwd=ROOT, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=lambda: self.lines.extend(self.popen.stdout), daemon=True).start()
+
+    def seen(self, text: str) -> None:
+        deadline = time.monotonic() + START_S
+        while time.monotonic() < deadline and self.popen.poll() is None:
+            if any(text in line for line in list(self.lines)):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"`haechi {' '.join(self.args)}` never said {text!r}:\n{''.join(self.lines)}")
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(START_S)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+@contextlib.contextmanager
+def cluster(folder: Path, extra: int, workers: int) -> Iterator[System]:
+    """An API replica, an engine and ``workers`` workers over NATS and a PostgreSQL database of their own."""
+    admin_url = make_url(POSTGRES_URL)
+    name, prefix = f"haechi_latency_{uuid.uuid4().hex[:8]}", f"haechi_latency_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    engine = open_db(url)
+    processes: list[Process] = []
+    try:
+        gauge, bench = prepare(engine, extra)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HAECHI_")}
+        env |= {"HAECHI_DATABASE_URL": url, "HAECHI_BUS_URL": NATS_URL, "HAECHI_BUS_PREFIX": prefix,
+                "PYTHONUNBUFFERED": "1"}
+        port = free_port()
+        api = Process(["serve", "--port", str(port)], env | {"HAECHI_MQTT_URL": f"mqtt://127.0.0.1:{BROKER[1]}"})
+        processes.append(api)
+        processes.append(Process(["engine", "--name", "engine-bench"], env))
+        processes += [Process(["worker"], env) for _ in range(workers)]
+        processes[1].seen("running engine:")
+        for worker in processes[2:]:
+            worker.seen("worker consuming")
+        api_url = f"http://127.0.0.1:{port}"
+        _wait_ready(api_url, api)
+        time.sleep(1.0)  # let the MQTT subscriber connect
+        yield System(api_url, gauge, bench, lambda: _count(engine, observations_table),
+                     lambda: _alerts_by_type(engine), lambda: _engine_lag(engine))
+    finally:
+        for process in processes:
+            process.stop()
+        engine.dispose()
+        asyncio.run(_delete_streams(EventStream.of(prefix).name, IngestStream.of(prefix).name))
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _wait_ready(url: str, api: Process) -> None:
+    deadline = time.monotonic() + START_S
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the API replica never got ready:\n{''.join(api.lines)}")
+
+
+def _count(engine, table) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def _alerts_by_type(engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return dict(conn.execute(select(alerts.c.msg_type, func.count()).group_by(alerts.c.msg_type)).all())
+
+
+def _engine_lag(engine) -> int | None:
+    """The leading engine's consumer lag as of its last heartbeat (events not yet handled)."""
+    with engine.connect() as conn:
+        return next((m["lag"] for m in members.members(conn) if m["leader"]), None)
+
+
+async def _delete_streams(*names: str) -> None:
+    nc = await connect_nats(NATS_URL, "haechi-bench-cleanup")
+    try:
+        for name in names:
+            with contextlib.suppress(Exception):
+                await nc.jetstream().delete_stream(name)
+    finally:
+        await nc.close()
 
 
 def listen(url: str, events: queue.Queue, connected: threading.Event, stop: threading.Event) -> None:
@@ -90,74 +249,100 @@ def await_alert(events: queue.Queue, msg_type: str) -> float:
             return arrived
 
 
-def measure(cycles: int, background_rate: float, extra: int) -> dict:
+def background_publisher(messages: list[tuple[str, bytes]], rate: float, sent) -> None:
+    """Publish QoS-1 messages at ``rate`` per second, counting them in ``sent`` (a shared value):
+    on a busy machine the publisher itself may fall short of the rate, and the report says so."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-background-{os.getpid()}")
+    client.max_inflight_messages_set(1000)
+    client.connect(*BROKER)
+    client.loop_start()
+    started = time.perf_counter()
+    for i, (topic, payload) in enumerate(messages):
+        client.publish(topic, payload, qos=1)
+        if i % 500 == 0:
+            sent.value = i
+        lag = started + (i + 1) / rate - time.perf_counter()
+        if lag > 0:
+            time.sleep(lag)
+    sent.value = len(messages)
+    client.loop_stop()
+    client.disconnect()
+
+
+def probe(system: System, cycles: int, background_rate: float, seconds_per_cycle: float) -> dict:
+    """The probe cycles under background load; the figures as a dict."""
+    events: queue.Queue = queue.Queue()
+    connected, stop = threading.Event(), threading.Event()
+    threading.Thread(target=listen, args=(system.url, events, connected, stop), daemon=True).start()
+    if not connected.wait(10):
+        raise RuntimeError("no SSE connection")
+    n_background = int(background_rate * (cycles * seconds_per_cycle + 30))
+    sent = mp.Value("q", 0)
+    background = mp.Process(target=background_publisher,
+                             args=(messages_for(observations(system.bench, n_background)), background_rate, sent))
+    background.start()
+    try:
+        time.sleep(3)  # background at full rate before the first probe
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-alert-probe-{os.getpid()}")
+        client.connect(*BROKER)
+        client.loop_start()
+        topic = f"haechi/v1/{system.gauge}/observations"
+        start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=30)
+
+        def send(at: datetime, level: float) -> float:
+            sent = time.perf_counter()
+            client.publish(topic, orjson.dumps({"phenomenon_time": at.isoformat(), "result": level}), qos=1)
+            return sent
+
+        delays, first_ms = [], None
+        stored_before, sent_before, clock_before = system.stored(), sent.value, time.perf_counter()
+        for cycle in range(cycles + 1):  # cycle 0 is the warm-up
+            t = start + cycle * CYCLE
+            sent = send(t, ISSUE_M)
+            delay = await_alert(events, "Alert") - sent
+            if cycle == 0:
+                first_ms = delay * 1000
+            else:
+                delays.append(delay)
+            for k in range(1, CALM_READINGS + 1):
+                send(t + timedelta(minutes=10 * k), CALM_M)
+                time.sleep(0.01)
+            await_alert(events, "Cancel")
+        seconds = time.perf_counter() - clock_before
+        background_alive, sent_during = background.is_alive(), sent.value - sent_before
+        stored_during = system.stored() - stored_before - (cycles + 1) * (CALM_READINGS + 1)
+        lag = system.lag()
+        stop.set()
+        client.loop_stop()
+        client.disconnect()
+    finally:
+        background.terminate()
+        background.join(10)
+    ms = sorted(d * 1000 for d in delays)
+    p99 = ms[max(0, int(len(ms) * 0.99) - 1)]
+    return {"cycles": len(ms), "background_obs_per_s": background_rate,
+            "background_sent_obs_per_s": round(sent_during / seconds),
+            "background_stored_obs_per_s": round(stored_during / seconds),
+            "background_running_at_end": background_alive, "engine_lag_at_end": lag,
+            "bench_datastreams": len(system.bench), "alerts_stored": system.alerts(),
+            "p50_ms": round(statistics.median(ms), 1), "p99_ms": round(p99, 1),
+            "max_ms": round(ms[-1], 1), "min_ms": round(ms[0], 1), "warm_up_ms": round(first_ms, 1),
+            "target_p99_ms": 200, "target_met": p99 < 200}
+
+
+def measure(cycles: int, background_rate: float, extra: int, mode: str = "single", workers: int = 1) -> dict:
+    """One mode's figures, on a private broker of its own."""
+    set_up = {"single": single_process, "cluster": cluster}[mode]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         broker = start_broker(folder)
-        server = background = None
         try:
-            db, gauge, bench = prepare(folder, extra)
-            server, url = serve(db)
-            events: queue.Queue = queue.Queue()
-            connected, stop = threading.Event(), threading.Event()
-            threading.Thread(target=listen, args=(url, events, connected, stop), daemon=True).start()
-            if not connected.wait(10):
-                raise RuntimeError("no SSE connection")
-            # Enough background for the whole run at about a second a cycle, plus margin; stopped at the end.
-            n_background = int(background_rate * (cycles * 2 + 30))
-            background = mp.Process(target=publish, args=(messages_for(observations(bench, n_background)),
-                                                          background_rate))
-            background.start()
-            time.sleep(3)  # background at full rate before the first probe
-
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-alert-probe")
-            client.connect(*BROKER)
-            client.loop_start()
-            topic = f"haechi/v1/{gauge}/observations"
-            start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=30)
-
-            def send(at: datetime, level: float) -> float:
-                sent = time.perf_counter()
-                client.publish(topic, orjson.dumps({"phenomenon_time": at.isoformat(), "result": level}), qos=1)
-                return sent
-
-            delays, first_ms = [], None
-            stored_before, clock_before = stored(db), time.perf_counter()
-            for cycle in range(cycles + 1):  # cycle 0 is the warm-up
-                t = start + cycle * CYCLE
-                sent = send(t, ISSUE_M)
-                delay = await_alert(events, "Alert") - sent
-                if cycle == 0:
-                    first_ms = delay * 1000
-                else:
-                    delays.append(delay)
-                for k in range(1, CALM_READINGS + 1):
-                    send(t + timedelta(minutes=10 * k), CALM_M)
-                    time.sleep(0.01)
-                await_alert(events, "Cancel")
-            seconds = time.perf_counter() - clock_before
-            background_achieved = (stored(db) - stored_before - (cycles + 1) * (CALM_READINGS + 1)) / seconds
-            stop.set()
-            client.loop_stop()
-            client.disconnect()
-            with sqlite3.connect(db, timeout=30) as conn:
-                alerts = dict(conn.execute("SELECT msg_type, count(*) FROM alerts GROUP BY msg_type").fetchall())
+            with set_up(folder, extra, workers) as system:
+                figures = probe(system, cycles, background_rate, SECONDS_PER_CYCLE[mode])
         finally:
-            if background is not None:
-                background.terminate()
-                background.join(10)
-            if server is not None:
-                server.terminate()
-                server.wait(20)
             broker.terminate()
             broker.wait(10)
-    ms = sorted(d * 1000 for d in delays)
-    return {"cycles": len(ms), "background_obs_per_s": background_rate,
-            "background_achieved_obs_per_s": round(background_achieved),
-            "bench_datastreams": len(bench), "alerts_stored": alerts,
-            "p50_ms": round(statistics.median(ms), 1), "p99_ms": round(ms[int(len(ms) * 0.99) - 1], 1),
-            "max_ms": round(ms[-1], 1), "min_ms": round(ms[0], 1), "warm_up_ms": round(first_ms, 1),
-            "target_p99_ms": 200, "target_met": ms[int(len(ms) * 0.99) - 1] < 200}
+    return {"mode": mode, **({"workers": workers} if mode == "cluster" else {}), **figures}
 
 
 def main() -> None:
@@ -165,8 +350,14 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=50)
     parser.add_argument("--background", type=float, default=5000)
     parser.add_argument("--streams", type=int, default=1000, help="extra bench datastreams for the background")
+    parser.add_argument("--cluster", action="store_true",
+                        help="also measure an API replica, an engine and workers on NATS and PostgreSQL")
+    parser.add_argument("--workers", type=int, default=1, help="`haechi worker`s in the cluster")
     args = parser.parse_args()
-    print(json.dumps(measure(args.cycles, args.background, args.streams), indent=2))
+    results = [measure(args.cycles, args.background, args.streams)]
+    if args.cluster:
+        results.append(measure(args.cycles, args.background, args.streams, "cluster", args.workers))
+    print(json.dumps(results if args.cluster else results[0], indent=2))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Route queries, evacuation-tree recompute and golden-time coverage on a Seoul-sized road graph.
 
 The graph is SYNTHETIC (``haechi.roads.synthetic.grid_graph``: ~100,000 nodes, ~250,000 edges over
-Seoul's bounding box) because no real Seoul road extract is in ../shared/data yet; with one,
-pass ``--graph FILE`` (an ``haechi roads import`` cache) to measure the real network.
+Seoul's bounding box): a Seoul-sized load. ``benchmarks/roads_official.py`` runs the same measurements
+on Seoul's official road network (standard node-link) beside it; ``--graph FILE`` (an ``haechi roads
+import`` cache) measures any other network here.
 
 1. Route queries: our router (A* with landmarks, numba) against networkx's
    ``dijkstra_path_length`` on the same graph (same arcs, fastest parallel arc kept) and the same

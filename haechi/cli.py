@@ -27,7 +27,11 @@ deadletter_app = typer.Typer(help="Refused input kept with its reason (거부된
 app.add_typer(deadletter_app, name="deadletter")
 alert_app = typer.Typer(help="Alerts by hand and drills (수동 경보 · 훈련).", no_args_is_help=True)
 app.add_typer(alert_app, name="alert")
-simulate_app = typer.Typer(help="What-if simulations and simulated devices (가상 도시 시뮬레이션 · 가상 센서).", no_args_is_help=True)
+cluster_app = typer.Typer(help="The processes of this installation: roles, leader, lag (클러스터).",
+                          no_args_is_help=True)
+app.add_typer(cluster_app, name="cluster")
+simulate_app = typer.Typer(help="What-if simulations and simulated devices (가상 도시 시뮬레이션 · 가상 센서).",
+                           no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
 install_simulations(simulate_app)  # simulate quake|flood|heat|crowd: the virtual city (issue 5)
 for _name, _commands in capability_commands():  # risk, care, import, incident, unit, roads, lake, mart, report
@@ -81,10 +85,15 @@ def load_with_progress(engine, pack: str):
     places = ", ".join(f"{n} {kind}" for kind, n in sorted(report.places.items()))
     console.print(f"[green]loaded[/green] {report.city}: {areas}; {report.statistics} statistics rows; {places}")
     if report.outside:
-        console.print(f"[yellow]{len(report.outside)} places lie outside the boundaries[/yellow]: {', '.join(report.outside[:10])}")
+        console.print(f"[yellow]{len(report.outside)} places lie outside the boundaries[/yellow]: "
+                      f"{', '.join(report.outside[:10])}")
     if report.official_area_km2:
         gap = report.area_km2 / report.official_area_km2 - 1
-        console.print(f"district area {report.area_km2:.1f} km² vs official {report.official_area_km2} km² ({gap:+.2%})")
+        console.print(f"district area {report.area_km2:.1f} km² "
+                      f"vs official {report.official_area_km2} km² ({gap:+.2%})")
+    from haechi.roads.city_pack import install  # the pack's road network into the road graph (docs/roads.md)
+
+    console.print(install(pack, get_settings().road_graph).message)
     return report
 
 
@@ -238,7 +247,7 @@ def alert_issue(
     exercise: Annotated[bool, typer.Option("--exercise", help="A drill: CAP status Exercise.")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Issue (or update) a warning and its CAP alert by hand; the server's feeds show it at once."""
+    """Issue (or update) a warning and its CAP alert by hand; the server's feeds show it within 10 s."""
     import asyncio
 
     from haechi.core.clock import utcnow
@@ -278,7 +287,8 @@ def alert_cancel(warning_id: int, database_url: DatabaseUrl = None) -> None:
 def _no_bus():
     """A bus of this process's own, heard by no one: the command runs outside the server, so the
     ``warning.changed`` and ``alert.sent`` of an alert issued here reach none of its listeners. The
-    server's feeds and API show the alert at once (they read the DB); its situation rooms and care
+    server's feeds and API show the alert within 10 s (what they keep in memory lives that long
+    without an event: ``haechi.api.public_cache``); its situation rooms and care
     service at their next reload or tick; its webhooks only with the refresher's next Update. Issue
     through the API (``POST /api/v1/alerts``) for all of them to hear at once."""
     from haechi.bus.memory import InProcessBus
@@ -302,19 +312,44 @@ def serve(
     port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
     load_city: Annotated[str | None, typer.Option("--load-city", help="Load this city pack first.")] = None,
     database_url: DatabaseUrl = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes sharing the port, each an API replica "
+                                                      "(more than 1 needs HAECHI_BUS_URL).")] = 1,
 ) -> None:
-    """Run the Haechi server (API, docs, metrics) and the engine beside it (roles api + engine)."""
+    """Run the Haechi server (API, docs, metrics); without a bus, the engine beside it.
+
+    With HAECHI_BUS_URL this is a stateless API (role api), one of as many replicas as you like:
+    `haechi worker`s store the readings, `haechi engine`s judge them. Without, one process runs
+    everything (roles api + engine), storing in-process.
+    """
+    import os
+
     import uvicorn
 
     from haechi.api.app import create_app
 
     settings = get_settings()
+    if workers > 1 and not settings.bus_url:  # each process would run an engine: every alert twice
+        raise _fail(HaechiError("--workers above 1 needs a bus (HAECHI_BUS_URL): the processes are API replicas, "
+                                "and `haechi engine` runs the warnings beside them"))
     engine = _engine(database_url)
     if load_city:
         load_with_progress(engine, load_city)
     host, port = host or settings.host, port or settings.port
     console.print(f"Haechi on [bold]http://{host}:{port}/[/bold] — API docs http://{host}:{port}/docs (Ctrl-C stops)")
-    uvicorn.run(create_app(engine, settings), host=host, port=port, log_level="warning")
+    if workers == 1:
+        uvicorn.run(create_app(engine, settings), host=host, port=port, log_level="warning")
+        return
+    os.environ["HAECHI_DATABASE_URL"] = database_url or settings.database_url  # read by each worker process
+    uvicorn.run("haechi.cli:served_app", factory=True, workers=workers, host=host, port=port, log_level="warning")
+
+
+def served_app():
+    """The app of one ``haechi serve --workers N`` process, from the settings (the environment)."""
+    from haechi.api.app import create_app
+    from haechi.store.db import make_engine
+
+    settings = get_settings()
+    return create_app(make_engine(settings.database_url), settings)  # migrated by `serve` before it forked
 
 
 @app.command()
@@ -328,32 +363,46 @@ def worker(
 
     Stops cleanly on SIGTERM or Ctrl-C; a killed worker's messages go to the others.
     """
+    from haechi.bus.nats import EventStream
+    from haechi.ingest.queue import IngestStream
     from haechi.worker import run
 
-    url = bus_url or get_settings().bus_url
+    settings = get_settings()
+    url = bus_url or settings.bus_url
     if not url:
         raise _fail(HaechiError("a worker needs the NATS URL: --bus-url or HAECHI_BUS_URL"))
+    prefix = settings.bus_prefix  # this installation's queue and event stream, as its API and engines use
     try:
-        run(database_url or get_settings().database_url, url, batch=batch)
+        run(database_url or settings.database_url, url, batch=batch, stream=IngestStream.of(prefix),
+            events=EventStream.of(prefix))
     except HaechiError as exc:
         raise _fail(exc) from exc
+
+
+#: ``haechi engine``'s exit status when it lost the lead (sysexits' EX_TEMPFAIL): its supervisor
+#: restarts it, and it comes back as a standby.
+EXIT_LEAD_LOST = 75
 
 
 @app.command("engine")
 def engine_(
     bus_url: Annotated[str | None, typer.Option("--bus-url", envvar="HAECHI_BUS_URL",
                                                 help="nats://host:port of NATS with JetStream.")] = None,
+    name: Annotated[str | None, typer.Option("--name", envvar="HAECHI_PROCESS_NAME",
+                                             help="This engine's name in the cluster (default: host-pid).")] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Run the engine alone, no HTTP: warnings, forecasts, care, deliveries, schedules (엔진).
 
-    Its events come and go over NATS, beside `haechi serve` and `haechi worker`s. Stops cleanly on
-    SIGTERM or Ctrl-C.
+    Its events come and go over NATS, beside `haechi serve` and `haechi worker`s. Run two or more
+    on PostgreSQL: one leads (a PostgreSQL advisory lock), the others stand by and take over
+    within seconds when it dies. Stops cleanly on SIGTERM or Ctrl-C; exits with status 75 when
+    it loses the lead, to be restarted as a standby.
     """
     import asyncio
     import logging
 
-    from haechi.runtime import Context, run_roles
+    from haechi.runtime import Context, LeadershipLost, run_roles
     from haechi.runtime import Role as ProcessRole
     from haechi.runtime.parts import PARTS
 
@@ -363,9 +412,48 @@ def engine_(
         console.print("[yellow]no bus (--bus-url or HAECHI_BUS_URL)[/yellow]: only the schedules run; "
                       "nothing reaches this engine from other processes")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    context = Context.of(_engine(database_url), settings, name="haechi-engine")
-    console.print("Haechi engine running (Ctrl-C stops)")
-    asyncio.run(run_roles(context, {ProcessRole.ENGINE}, PARTS))
+    context = Context.of(_engine(database_url), settings, name="haechi-engine", **({"member": name} if name else {}))
+    console.print(f"Haechi engine {context.member} running (Ctrl-C stops)")
+    try:
+        asyncio.run(run_roles(context, {ProcessRole.ENGINE}, PARTS))
+    except LeadershipLost:
+        raise typer.Exit(EXIT_LEAD_LOST) from None
+
+
+# ── cluster ──────────────────────────────────────────────────────────────────────────────
+
+
+@cluster_app.command("status")
+def cluster_status(database_url: DatabaseUrl = None) -> None:
+    """The processes of this installation: name, roles, host and pid, leader ★, lag, last seen.
+
+    Every `haechi serve`, `engine` and `worker` heartbeats every few seconds; one that missed
+    three heartbeats is marked gone (killed, or its machine is).
+    """
+    from haechi.core.clock import utcnow
+    from haechi.runtime.membership import GONE_AFTER_S, is_gone
+    from haechi.store import cluster
+
+    with _engine(database_url).connect() as conn:
+        members = cluster.members(conn)
+    now = utcnow()
+    table = Table("", "name", "roles", "host", "pid", "lag", "started", "last seen", "state",
+                  title="Haechi cluster (클러스터)")
+    for m in members:
+        gone = is_gone(m, now)
+        table.add_row("★" if m["leader"] and not gone else "", m["name"], m["roles"], m["host"], str(m["pid"]),
+                      "—" if m["lag"] is None else f"{m['lag']:,}", f"{m['started_at']:%Y-%m-%d %H:%M:%S}Z",
+                      f"{(now - m['seen_at']).total_seconds():.0f} s ago",
+                      "[red]gone[/red]" if gone else "[green]up[/green]", style="dim" if gone else None)
+    console.print(table)
+    leaders = [m["name"] for m in members if m["leader"] and not is_gone(m, now)]
+    engines = [m for m in members if "engine" in m["roles"].split("+") and not is_gone(m, now)]
+    if leaders:
+        console.print(f"leader: [bold]{leaders[0]}[/bold] ★; {len(engines) - 1} standing by")
+    elif engines:
+        console.print(f"[yellow]no engine leads[/yellow] ({len(engines)} standing by)")
+    else:
+        console.print(f"[yellow]no engine[/yellow] seen in the last {GONE_AFTER_S:g} s")
 
 
 @app.command()
@@ -446,13 +534,16 @@ async def _serve_and_play(engine, chosen, speed: float, port: int | None) -> Non
 @simulate_app.command("sensors")
 def simulate_sensors(
     rate: Annotated[float, typer.Option(min=0.001, help="Observations per second, all streams together.")] = 100.0,
-    mqtt_url: Annotated[str | None, typer.Option("--mqtt-url", help="Publish to this broker: mqtt://host:1883.")] = None,
+    mqtt_url: Annotated[str | None,
+                        typer.Option("--mqtt-url", help="Publish to this broker: mqtt://host:1883.")] = None,
     http_url: Annotated[str | None, typer.Option("--http-url", help="POST to this Haechi: http://host:8000.")] = None,
-    token: Annotated[str | None, typer.Option("--token", envvar="HAECHI_TOKEN", help="API token for --http-url.")] = None,
+    token: Annotated[str | None,
+                     typer.Option("--token", envvar="HAECHI_TOKEN", help="API token for --http-url.")] = None,
     duration: Annotated[float | None, typer.Option(min=0, help="Seconds to run; until Ctrl-C when left out.")] = None,
     seed: Annotated[int, typer.Option(help="Same seed, same weather.")] = 0,
     speed: Annotated[float, typer.Option(min=0.001, help="Weather runs this many times faster than the clock.")] = 1.0,
-    topic_prefix: Annotated[str, typer.Option(help="MQTT topics: <prefix>/<datastream id>/observations.")] = "haechi/v1",
+    topic_prefix: Annotated[str,
+                            typer.Option(help="MQTT topics: <prefix>/<datastream id>/observations.")] = "haechi/v1",
     database_url: DatabaseUrl = None,
 ) -> None:
     """Publish realistic sensor streams for the loaded city's station datastreams (MQTT QoS 1 or HTTP)."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import feedparser
 import pytest
 from test_api_support import assert_problem, build_world
 from test_channels_support import BASE_TIME, TEXTS, insert_alert
+
+from haechi.model.events import ALERT_SENT, event
 
 
 @pytest.fixture
@@ -118,8 +121,9 @@ def test_feeds_answer_conditional_requests(world):
     assert again.status_code == 304 and again.content == b""
     since = {"If-Modified-Since": modified}
     assert world.client.get("/alerts.atom", headers=since).status_code == 304
-    # A new alert changes the feed: the old validators no longer match.
-    insert_alert(world.engine, "gn-2", sent=BASE_TIME + timedelta(days=1))
+    # A new alert changes the feed (announced as the composer does): the old validators no longer match.
+    new_id = insert_alert(world.engine, "gn-2", sent=BASE_TIME + timedelta(days=1))
+    asyncio.run(world.client.app.state.bus.publish(event(ALERT_SENT, {"id": new_id, "identifier": "gn-2"})))
     changed = world.client.get("/alerts.atom", headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     assert world.client.get(

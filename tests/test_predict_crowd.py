@@ -100,7 +100,7 @@ def test_a_rising_crowd_forecast_warns_before_the_zone_is_dangerous(engine):
     async def run() -> None:
         bus = InProcessBus()
         service = WarningService(engine, bus)
-        service.start()
+        await service.start()
         for i, value in enumerate([2.0, 2.4, 2.8, 3.2, 3.6, 4.0, 4.4]):  # every minute
             with engine.begin() as conn:
                 sensing.add_observations(conn, [{"datastream_id": stream, "phenomenon_time": t0 + timedelta(minutes=i),

@@ -134,7 +134,7 @@ def test_two_forecast_days_at_33_apparent_issue_an_expected_heat_wave_advisory(e
     async def run() -> list:
         bus = InProcessBus()
         service = WarningService(engine, bus)
-        service.start()
+        await service.start()
         stored = live.forecast_heat(engine, temperature, date(2024, 7, 30), day * 2, [60])
         await announce(bus, stored)
         service.stop()

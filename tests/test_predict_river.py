@@ -173,7 +173,7 @@ def test_a_forecast_crossing_the_flood_stage_issues_an_expected_to_exceed_warnin
     async def run() -> None:
         bus = InProcessBus()
         service = WarningService(engine, bus)
-        service.start()
+        await service.start()
         for row in rows[-6:]:  # one reading every 10 minutes, and a forecast after each
             with engine.begin() as conn:
                 feed(conn, ids, [row])
@@ -208,7 +208,7 @@ def test_forecasts_run_by_themselves_on_gauge_readings_and_warn_at_the_time_they
         pipeline = Pipeline(engine, bus=bus)
         await asyncio.to_thread(pipeline.warm)
         warnings, forecaster = WarningService(engine, bus), RiverForecaster(engine, bus)
-        warnings.start()
+        await warnings.start()
         forecaster.start()
         for row in rows[-6:]:
             at = datetime.fromisoformat(row["time_kst"]).replace(tzinfo=KST)

@@ -50,7 +50,7 @@ def test_the_engine_role_alone_runs_the_stateful_services_and_serves_no_http(sql
         assert {"warnings", "forecaster", "dispatcher", "care", "simulation_books"} <= set(runtime.started)
         assert runtime["mqtt"] is None and runtime["ingest_queue"] is None  # adapters are the API's
         assert runtime.routers() == []  # no HTTP
-        assert {j.name for j in runtime.jobs()} == {"silence-watch", "alert-refresh", "care-clock"}
+        assert {j.name for j in runtime.jobs()} == {"silence-watch", "alert-refresh", "care-clock", "heartbeat"}
         # the services listen: stored observations reach the warnings, warnings reach care, alerts the webhooks
         assert all(context.bus.wants(e) for e in (OBSERVATION_STORED, WARNING_CHANGED, ALERT_SENT))
 
@@ -66,7 +66,7 @@ def test_the_api_role_alone_serves_http_and_runs_no_warnings(sqlite_engine):
         assert app.state.warnings is None and app.state.dispatcher is None and app.state.care_mqtt is None
         assert app.state.care is not None  # care's routes work in an API process: the service object is there
         assert not app.state.bus.wants(OBSERVATION_STORED)  # nothing in this process judges readings
-        assert app.state.runtime.jobs() == []
+        assert [j.name for j in app.state.runtime.jobs()] == ["heartbeat"]  # its row in the cluster table
 
 
 def test_the_app_serves_every_part_router_and_runs_api_and_engine(sqlite_engine):

@@ -1,11 +1,20 @@
 """The webhook dispatcher: each alert on the bus reaches every matching subscription, at least once.
 
-On ``alert.sent`` the dispatcher writes one pending delivery row per matching subscription (in
-the event handler, so the plan is stored before the event counts as handled), then delivers in
+The deliveries are an outbox: the alert's own transaction writes one pending delivery row per
+matching subscription (``publish.plan_deliveries``), so an alert committed by an engine that died
+before publishing ``alert.sent`` is delivered all the same. On ``alert.sent`` the dispatcher plans
+again (a no-op for those alerts; it covers alerts stored by other means) and delivers in
 background tasks: a slow or failing receiver never holds up the alert, the bus or the other
 receivers. Every attempt is written to the delivery log before the next one is planned, so
-pending deliveries survive a restart: :meth:`AlertDispatcher.start` resumes the due ones, and a
-sweep picks up any that become due later (e.g. left behind by another process).
+pending deliveries survive a restart and a failover: :meth:`AlertDispatcher.start` resumes the
+due ones, and a sweep picks up any that become due later (e.g. left behind by another process).
+
+Each attempt is claimed first, in one conditional UPDATE with a lease (``alerting.claim_delivery``):
+two dispatchers sweeping at once never send the same attempt, so each (alert, subscription) is
+delivered once. The one window left is a dispatcher dying after the receiver answered but before
+the answer was written: the lease runs out and the next one sends again, with the same
+``X-Haechi-Delivery`` id for the receiver to drop (at least once on the wire, once to a receiver
+that deduplicates).
 
 Deliveries go only where the :class:`~.egress.WebhookPolicy` allows (public addresses, https); a
 refused one is logged as failed with the reason, and not tried again.
@@ -31,6 +40,7 @@ from haechi.core.events import Bus, Event
 from haechi.model.events import ALERT_SENT
 from haechi.store import alerting
 
+from .publish import plan_deliveries
 from .webhooks import (
     Backoff,
     Outcome,
@@ -39,7 +49,6 @@ from .webhooks import (
     delivery_body,
     retry_after_seconds,
     signed_headers,
-    wants,
 )
 
 log = logging.getLogger(__name__)
@@ -173,9 +182,7 @@ class AlertDispatcher:
 
     def _plan(self, alert_id: int) -> list[int]:
         with self.engine.begin() as conn:
-            alert = alerting.get_alert(conn, alert_id)
-            chosen = [s["id"] for s in alerting.active_subscriptions(conn) if wants(s, alert)]
-            return alerting.plan_deliveries(conn, alert_id, chosen, utcnow())
+            return plan_deliveries(conn, alerting.get_alert(conn, alert_id))
 
     async def resume(self) -> list[int]:
         """Start every due pending delivery not already in hand; returns their ids."""

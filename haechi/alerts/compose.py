@@ -97,6 +97,18 @@ def make_identifier(change: Change, exercise: bool) -> str:
     return ".".join(["haechi", change.hazard, area, utc, change.kind] + (["exercise"] if exercise else []))
 
 
+def identifier_time(identifier: str) -> datetime | None:
+    """The time of the change a :func:`make_identifier` identifier names (UTC, to the second), or
+    None for an identifier made otherwise. A new engine leader reads what was already decided from it."""
+    parts = identifier.split(".")
+    if len(parts) < 5 or parts[0] != "haechi":
+        return None
+    try:
+        return datetime.strptime(parts[3], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
 def reference_chain(previous: Alert | None) -> tuple[Reference, ...]:
     """The messages an update or cancel refers to: the previous one and all it referred to."""
     if previous is None:

@@ -2,6 +2,10 @@
 
 The warnings capability calls it for every change of a warning and publishes what it returns as
 ``alert.sent``; alerts know nothing of warnings beyond the shared words of ``model.hazards``.
+
+The alert's webhook deliveries are planned in the same transaction as the alert (an outbox): one
+pending ``deliveries`` row per matching subscription. An alert committed by an engine that died
+before it could publish ``alert.sent`` is still delivered, by whichever dispatcher sweeps next.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from typing import Any
 from sqlalchemy import Connection
 
 from haechi.cities.targeting import AreaFacts
+from haechi.core.clock import utcnow
 from haechi.model.events import AlertSent
 from haechi.model.hazards import Change
+from haechi.store import alerting
 from haechi.store import warnings as store
 
 from .cap import Alert, from_xml, to_xml, validate
 from .compose import compose, to_json_with_guidance
+from .webhooks import wants
 
 AUDIENCES = ("general", "elderly", "children", "disabled", "foreigners")
 
@@ -54,6 +61,25 @@ def store_alert(
         "cap_xml": xml.decode("utf-8"), "cap_json": to_json_with_guidance(alert), "created_by": created_by,
     }
     alert_id = store.save_alert(conn, row)
+    plan_deliveries(conn, {**row, "id": alert_id})
+    return _sent(alert_id, alert, hazard, crisis_level, area_codes)
+
+
+def plan_deliveries(conn: Connection, alert: dict[str, Any]) -> list[int]:
+    """The alert's pending webhook deliveries, one per active subscription that wants it, written
+    in the caller's transaction (the alert's own); returns their ids. Planned with the wall clock:
+    an alert stamped in a replayed scenario's time is still due at once."""
+    chosen = [s["id"] for s in alerting.active_subscriptions(conn) if wants(s, alert)]
+    return alerting.plan_deliveries(conn, alert["id"], chosen, utcnow())
+
+
+def alert_sent(row: dict[str, Any]) -> AlertSent:
+    """The ``alert.sent`` data of an alert as stored (an engine finding its change already recorded)."""
+    alert = from_xml(row["cap_xml"])
+    return _sent(row["id"], alert, row["hazard"], row["crisis_level"], row["area_codes"] or [])
+
+
+def _sent(alert_id: int, alert: Alert, hazard: str, crisis_level: str | None, area_codes: list[str]) -> AlertSent:
     return {"id": alert_id, "identifier": alert.identifier, "status": alert.status, "msg_type": alert.msg_type,
             "hazard": hazard, "crisis_level": crisis_level, "area_codes": list(area_codes),
             "headline": {i.language: i.headline for i in alert.infos}, "sent": alert.sent.isoformat()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import Field, ValidationInfo, field_validator
 
 from haechi.model.access import Center, Role
@@ -15,6 +15,7 @@ from .common import (
     API_PREFIX,
     AreaCode,
     Db,
+    Id,
     QueryParams,
     Record,
     RequestBody,
@@ -25,7 +26,7 @@ from .problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix=API_PREFIX, tags=["access"], responses=PROBLEM_RESPONSES)
 
-TokenId = Annotated[int, Path(ge=1)]
+TokenId = Id
 
 
 class TokenIn(RequestBody):

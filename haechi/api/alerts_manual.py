@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from haechi.core.clock import utcnow
@@ -18,7 +18,7 @@ from haechi.store.access import Principal
 from haechi.warnings import manual
 
 from .auth import ensure_in_own_area, require
-from .common import API_PREFIX, Db
+from .common import API_PREFIX, Db, Id
 from .problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix=API_PREFIX, tags=["alerts"], responses=PROBLEM_RESPONSES)
@@ -35,7 +35,7 @@ async def issue_alert(request: Request, engine: Db, body: manual.ManualAlert, wh
 
 
 @router.post("/warnings/{warning_id}/cancel", status_code=201, summary="Cancel a warning · 특보 해제")
-async def cancel_warning(request: Request, engine: Db, warning_id: Annotated[int, Path(ge=1)],
+async def cancel_warning(request: Request, engine: Db, warning_id: Id,
                          who: Issuer) -> JSONResponse:
     """The all-clear: a CAP Cancel referencing the warning's earlier alerts."""
     alert = await manual.cancel(engine, request.app.state.bus, warning_id,

@@ -2,11 +2,14 @@
 
 Only actual alerts are public by default; drills are shown when asked for (``?status=Exercise``)
 and are marked as such. System, Test and Draft messages are for operators only.
+
+What is public is answered from memory (``public_cache``): rendered once per warning or alert
+event, with a strong ETag (``If-None-Match`` → 304) and ``Cache-Control`` for caches in front.
 """
 
 from __future__ import annotations
 
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -19,8 +22,9 @@ from haechi.model.access import Role
 from haechi.store import alerting, areas
 
 from .auth import identify
-from .common import API_PREFIX, AreaCode, Db, Limit, Moment, Offset, QueryParams, Record, UtcMoment
+from .common import API_PREFIX, AreaCode, Db, Id, Limit, Moment, Offset, QueryParams, Record, UtcMoment
 from .problems import PROBLEM_RESPONSES
+from .public_cache import DOCUMENT, FEED, share
 
 router = APIRouter(tags=["alerts"], responses=PROBLEM_RESPONSES)
 
@@ -30,7 +34,7 @@ PUBLIC_STATUSES = frozenset({"Actual", "Exercise"})
 #: Roles that may read System, Test and Draft messages too.
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR})
 
-AlertId = Annotated[int, Path(ge=1)]
+AlertId = Id
 DistrictCode = Annotated[
     str, Path(pattern=r"^\d{2,10}$", description="행정표준코드 of a district (or any area)")
 ]
@@ -140,27 +144,11 @@ def _feed_response(
         language=q.lang,
     )
     body = feeds.render_feed(feed, rows, public_url=_public_url(request), language=q.lang)
-    headers = {"ETag": feeds.etag(body), "Cache-Control": "public, no-cache"}
+    headers = {"ETag": feeds.etag(body)}  # conditional requests are answered by the public cache
     if rows:
         headers["Last-Modified"] = format_datetime(feeds.feed_updated(rows), usegmt=True)
-    if _not_modified(request, headers):
-        return Response(status_code=304, headers=headers)
+    share(request, FEED)
     return Response(body, media_type=feeds.ATOM_MEDIA, headers=headers)
-
-
-def _not_modified(request: Request, headers: dict[str, str]) -> bool:
-    """RFC 9110 conditional GET: If-None-Match decides when sent, else If-Modified-Since."""
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None:
-        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-        return "*" in tags or headers["ETag"] in tags
-    since, modified = request.headers.get("if-modified-since"), headers.get("Last-Modified")
-    if since is None or modified is None:
-        return False
-    try:
-        return parsedate_to_datetime(modified) <= parsedate_to_datetime(since)
-    except (TypeError, ValueError):
-        return False  # an unreadable date is ignored, as RFC 9110 says
 
 
 def _public_url(request: Request) -> str:
@@ -184,6 +172,7 @@ def list_alerts(
             conn, statuses=[q.status], area_code=q.area, hazard=q.hazard, since=q.since,
             limit=q.limit, offset=q.offset,
         )
+    share(request, FEED)
     return [_with_links(request, r) for r in rows]
 
 
@@ -215,7 +204,9 @@ def _readable_alert(request: Request, engine: Db, alert_id: int) -> dict[str, An
     """The alert, if this caller may read it: anyone for public statuses, staff for the rest."""
     with engine.begin() as conn:
         alert = alerting.get_alert(conn, alert_id)
-    if alert["status"] not in PUBLIC_STATUSES and not _is_staff(request, engine):
+    if alert["status"] in PUBLIC_STATUSES:
+        share(request, DOCUMENT)  # never an unpublished one: those differ by who asks
+    elif not _is_staff(request, engine):
         raise NotFound(f"no alert with id {alert_id}")  # unpublished messages are not disclosed
     return alert
 

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 
+import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
@@ -15,25 +16,29 @@ from haechi.core.settings import Settings, get_settings
 from haechi.ingest.pipeline import Pipeline
 from haechi.runtime import Context, Role, Runtime
 from haechi.runtime.parts import PARTS
-from haechi.web import install_pages
 
 from . import reports, sensing
 from .audit import AuditMiddleware
 from .docs import DESCRIPTION, TAGS, TITLE, install_docs
 from .limits import BodySizeLimit
 from .metrics import HttpMetrics, MetricsMiddleware
+from .pages import install_pages
 from .problems import install_problem_handlers
+from .public_cache import PublicCache, PublicCacheMiddleware
+from .system import Readiness
 
 log = logging.getLogger(__name__)
 
 
 def serve_roles(settings: Settings) -> frozenset[Role]:
-    """The roles ``haechi serve`` runs: the API and the engine, storing in-process when no bus is set.
+    """The roles ``haechi serve`` runs: the API alone with a bus, else the API and the engine.
 
-    With a bus (``HAECHI_BUS_URL``) ``haechi worker``s store what the API queues, and this process
-    still runs the engine too, for now; ``haechi engine`` runs it alone.
+    With a bus (``HAECHI_BUS_URL``) this is a stateless API, one of any number of replicas:
+    ``haechi worker``s store what it queues and ``haechi engine`` (one leading, hot standbys) runs
+    everything stateful, so a second replica doubles no alert. Without a bus one process runs it
+    all, storing in-process (the embedded default, ``make demo``).
     """
-    return frozenset({Role.API, Role.ENGINE})
+    return frozenset({Role.API}) if settings.bus_url else frozenset({Role.API, Role.ENGINE})
 
 
 def create_app(
@@ -60,14 +65,18 @@ def create_app(
         redoc_url=None,
     )
     app.state.runtime = runtime
-    app.state.metrics = HttpMetrics(engine)
+    app.state.metrics = HttpMetrics(engine, runtime)
     _show(app, context)
     install_problem_handlers(app)
     for router in runtime.routers():  # each carries the ``/api/v1`` prefix itself: route templates read in full
         app.include_router(router)
     install_docs(app)
     install_pages(app)  # the situation room (/room, the front door) and the citizen portal (/portal)
-    # Added innermost first: metrics see everything, audit sees refusals by the size limit.
+    app.state.readiness = Readiness(engine)
+    app.state.public_cache = PublicCache()  # public reads from memory, dropped on warning and alert events
+    app.state.public_cache.listen(context.bus)
+    # Added innermost first: metrics see everything (cache hits too), audit sees refusals by the size limit.
+    app.add_middleware(PublicCacheMiddleware, cache=app.state.public_cache)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        overrides={f"{sensing.API_PREFIX}/observations": settings.max_ingest_bytes,
                                   f"{sensing.API_PREFIX}/imports": settings.max_ingest_bytes,
@@ -92,7 +101,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime: Runtime = app.state.runtime
     await runtime.start()
     _show(app, runtime.context)  # in bus mode the bus and the sink are NATS ones now
+    app.state.public_cache.listen(app.state.bus)
+    await anyio.to_thread.run_sync(app.state.readiness.check)  # the schema revision, read once at start-up
     try:
         yield
     finally:
+        app.state.public_cache.stop_listening()
         await runtime.stop()

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import AnyHttpUrl, Field
 from shapely.geometry import Point, mapping, shape
@@ -36,7 +36,7 @@ from haechi.store.access import Principal
 from haechi.store.incidents import get_incident
 
 from .auth import Authenticated, readable_area, require
-from .common import API_PREFIX, AreaCode, Db, Moment, RequestBody, bbox_query, ensure_area_exists
+from .common import API_PREFIX, AreaCode, BigId, Db, Id, Moment, RequestBody, bbox_query, ensure_area_exists
 from .problems import PROBLEM_RESPONSES
 from .subscriptions import ensure_deliverable
 
@@ -45,7 +45,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/care", tags=["care"], responses=PROBLEM
 Guardian = Annotated[Principal, Depends(require(Role.GUARDIAN))]
 Device = Annotated[Principal, Depends(require(Role.DEVICE))]
 Staff = Annotated[Principal, Depends(require(Role.OPERATOR, Role.DISTRICT_OFFICIAL))]
-WardId = Annotated[int, Path(ge=1)]
+WardId = Id
 Language = Literal["ko", "en", "zh", "ja", "vi"]
 Need = Literal["large_text", "easy_read", "sign_language"]
 
@@ -275,7 +275,7 @@ def list_zones(who: Guardian, engine: Db, ward_id: WardId) -> list[dict[str, Any
 
 @router.delete("/wards/{ward_id}/zones/{zone_id}", status_code=204, summary="Remove a safe zone")
 async def delete_zone(request: Request, who: Guardian, engine: Db, ward_id: WardId,
-                      zone_id: Annotated[int, Path(ge=1)]) -> None:
+                      zone_id: Id) -> None:
     def remove() -> None:
         with engine.begin() as conn:
             _own_ward(conn, who, ward_id)
@@ -379,7 +379,7 @@ def export_ward(who: Guardian, engine: Db, ward_id: WardId) -> dict[str, Any]:
 
 
 @router.post("/alerts/{alert_id}/answer", summary="Answer a welfare check · 안부 확인 응답")
-def answer_alert(who: Guardian, engine: Db, alert_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+def answer_alert(who: Guardian, engine: Db, alert_id: BigId) -> dict[str, Any]:
     with engine.begin() as conn:
         alert = repository.get_alert(conn, alert_id)
         _own_ward(conn, who, alert["ward_id"])
@@ -475,7 +475,7 @@ def safe_spots(conn: Connection, route) -> list[dict[str, Any]]:
 
 
 @router.get("/trips/{trip_id}", summary="A trip and its safe spots · 안심귀가 현황")
-def get_trip(who: Guardian, engine: Db, trip_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+def get_trip(who: Guardian, engine: Db, trip_id: Id) -> dict[str, Any]:
     with engine.begin() as conn:
         trip = repository.get_trip(conn, trip_id)
         _own_ward(conn, who, trip["ward_id"])
@@ -483,7 +483,7 @@ def get_trip(who: Guardian, engine: Db, trip_id: Annotated[int, Path(ge=1)]) -> 
 
 
 @router.post("/trips/{trip_id}/end", summary="End a trip · 안심귀가 종료")
-async def end_trip(request: Request, who: Guardian, engine: Db, trip_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+async def end_trip(request: Request, who: Guardian, engine: Db, trip_id: Id) -> dict[str, Any]:
     def end() -> dict[str, Any]:
         with engine.begin() as conn:
             trip = repository.get_trip(conn, trip_id)

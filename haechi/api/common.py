@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import (
     AfterValidator,
@@ -62,8 +62,18 @@ AreaCode = Annotated[
         examples=["11680"],
     ),
 ]
+#: PostgreSQL's INTEGER and BIGINT (SQLite's INTEGER is 64-bit): the ids, counts and amounts the DB
+#: keeps. A larger number names no row and cannot be stored, and PostgreSQL refuses even to compare
+#: one with a column, so it is refused up front (a 422 naming the field) instead of failing in the DB.
+#: Most ids are INTEGER; the high-volume tables (observations, deliveries, the audit log, care
+#: positions and alerts …) count in BIGINT, as do PostgreSQL's OFFSET and LIMIT.
+MAX_INTEGER = 2**31 - 1
+MAX_BIGINT = 2**63 - 1
+#: A row id in a path; ``BigId`` for the BIGINT tables.
+Id = Annotated[int, Path(ge=1, le=MAX_INTEGER)]
+BigId = Annotated[int, Path(ge=1, le=MAX_BIGINT)]
 Limit = Annotated[int, Field(ge=1, le=1000, description="Most rows to return")]
-Offset = Annotated[int, Field(ge=0, description="Rows to skip, for paging")]
+Offset = Annotated[int, Field(ge=0, le=MAX_BIGINT, description="Rows to skip, for paging")]
 
 
 def _restore_plus(value: Any) -> Any:

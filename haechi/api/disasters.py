@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import Field, ValidationInfo, field_validator
 
 from haechi.model.access import CITY_EDITORS
@@ -15,8 +15,11 @@ from haechi.store.access import Principal
 from .auth import ensure_in_own_area, require
 from .common import (
     API_PREFIX,
+    MAX_BIGINT,
+    MAX_INTEGER,
     AreaCode,
     Db,
+    Id,
     Limit,
     Moment,
     Offset,
@@ -31,7 +34,7 @@ from .problems import PROBLEM_RESPONSES
 router = APIRouter(prefix=API_PREFIX, tags=["disasters"], responses=PROBLEM_RESPONSES)
 
 Editor = Annotated[Principal, Depends(require(*CITY_EDITORS))]
-Count = Annotated[int, Field(ge=0, description="Persons")]
+Count = Annotated[int, Field(ge=0, le=MAX_INTEGER, description="Persons")]
 
 
 class DisasterFilter(QueryParams):
@@ -63,7 +66,7 @@ class DisasterIn(OptionalPoint):
     injuries: Count = 0
     missing: Count = 0
     evacuated: Count = 0
-    damage_krw: int | None = Field(None, ge=0, description="Property damage in Korean won")
+    damage_krw: int | None = Field(None, ge=0, le=MAX_BIGINT, description="Property damage in Korean won")
     description: str | None = Field(None, max_length=10_000)
     source: str | None = Field(None, max_length=300)
 
@@ -113,7 +116,7 @@ def list_disasters(engine: Db, q: Annotated[DisasterFilter, Query()]) -> list[di
 @router.get(
     "/disasters/{disaster_id}", response_model=Disaster, summary="One disaster · 재난 이력 상세"
 )
-def get_disaster(engine: Db, disaster_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+def get_disaster(engine: Db, disaster_id: Id) -> dict[str, Any]:
     with engine.begin() as conn:
         return records.get_disaster(conn, disaster_id)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -23,12 +23,12 @@ from haechi.response import repository
 from haechi.store.access import Principal
 
 from .auth import require
-from .common import API_PREFIX, Lat, Lon, Moment, RequestBody
+from .common import API_PREFIX, Id, Lat, Lon, Moment, RequestBody
 from .incidents import Operator, Staff, in_transaction, publish
 from .problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix=API_PREFIX, tags=["drones"], responses=PROBLEM_RESPONSES)
-DroneId = Annotated[int, Path(ge=1)]
+DroneId = Id
 Device = Annotated[Principal, Depends(require(Role.DEVICE, Role.OPERATOR))]
 
 

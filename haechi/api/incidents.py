@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field, model_validator
 from pydantic_core import to_jsonable_python
 
@@ -33,6 +33,7 @@ from .auth import ensure_in_own_area, readable_area, require
 from .common import (
     API_PREFIX,
     AreaCode,
+    Id,
     Lat,
     Limit,
     Lon,
@@ -49,7 +50,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["incidents"], responses=PROBLEM_RESP
 
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 Staff = Annotated[Principal, Depends(require(Role.OPERATOR, Role.DISTRICT_OFFICIAL))]
-IncidentId = Annotated[int, Path(ge=1)]
+IncidentId = Id
 Kind = Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,31}$", examples=["fire"],
                             description="Incident kind: " + ", ".join(incident_kinds()))]
 CenterCode = Annotated[Center, Field(description="cctv · situation_room · 119")]
@@ -358,7 +359,7 @@ async def dispatch(body: DispatchIn, who: Operator, request: Request, incident_i
 @router.post("/incidents/{incident_id}/dispatches/{dispatch_id}/arrival", response_model=Dispatch,
              summary="Record an arrival · 현장 도착")
 async def arrival(body: ArrivalIn, who: Operator, request: Request, incident_id: IncidentId,
-                  dispatch_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+                  dispatch_id: Id) -> dict[str, Any]:
     """The unit is on scene: its response time and whether it met the golden time are stored."""
     def work(conn):
         done = dispatching.arrive(conn, incident_id, dispatch_id, actor=who, at=body.arrived_at or utcnow())

@@ -1,4 +1,5 @@
-"""Prometheus metrics: request counts and latency by route template, plus a few DB gauges.
+"""Prometheus metrics: request counts and latency by route template, a few DB gauges, and this
+process's place in the cluster (its roles, whether it leads the engines, its consumers' lag).
 
 Each app has its own registry, so several apps in one process (tests, workers) never clash.
 Routes are labelled by their template (``/api/v1/places/{place_id}``), never the raw path, so
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,7 +39,7 @@ LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10
 class HttpMetrics:
     """The registry and the HTTP series of one app."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, runtime: Any = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "haechi_http_requests",
@@ -55,6 +57,8 @@ class HttpMetrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         self.registry.register(CityCollector(engine))
+        if runtime is not None:
+            self.registry.register(ClusterCollector(runtime))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         labels = (method, route, str(status))
@@ -94,6 +98,33 @@ class CityCollector(Collector):
         for kind, n in sorted(place_counts.items()):
             places.add_metric([kind], n)
         yield from (up, areas, places)
+
+
+class ClusterCollector(Collector):
+    """This process in the cluster, read from its runtime at scrape time.
+
+    The lag is the membership's figure from its last heartbeat (a few seconds old at most): a
+    scrape never waits on NATS.
+    """
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        runtime = self.runtime
+        info = GaugeMetricFamily("haechi_process_info", "This process: one series per role it runs, with its "
+                                 "name in the cluster (haechi cluster status).", labels=["role", "name"])
+        for role in sorted(runtime.roles):
+            info.add_metric([str(role), runtime.context.member], 1)
+        leader = GaugeMetricFamily("haechi_leader", "1 while this process leads the engines (runs the engine "
+                                   "role's services), 0 on an API, a worker or a standby.")
+        leader.add_metric([], 1 if runtime.leading else 0)
+        lag = GaugeMetricFamily("haechi_consumer_lag", "Events each durable JetStream consumer of this process "
+                                "has not acknowledged yet (pending + delivered unacknowledged).", labels=["consumer"])
+        membership = runtime.context.objects.get("membership")
+        for consumer, n in sorted((membership.consumers if membership else {}).items()):
+            lag.add_metric([consumer], n)
+        yield from (info, leader, lag)
 
 
 class MetricsMiddleware:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field, PlainValidator, field_validator
 
 from haechi.model.access import CITY_EDITORS
@@ -16,8 +16,10 @@ from haechi.store.access import Principal
 from .auth import ensure_in_own_area, require
 from .common import (
     API_PREFIX,
+    MAX_INTEGER,
     AreaCode,
     Db,
+    Id,
     Lat,
     Limit,
     Lon,
@@ -85,19 +87,19 @@ class FacilityIn(PlaceIn):
     safety_grade: Literal["A", "B", "C", "D", "E"] | None = Field(
         None, description="시설물 안전등급, A best"
     )
-    floors: int | None = Field(None, ge=0)
+    floors: int | None = Field(None, ge=0, le=MAX_INTEGER)
     length_m: float | None = Field(None, gt=0)
 
 
 class ShelterIn(PlaceIn):
     shelter_kind: ShelterKind
-    capacity: int | None = Field(None, ge=0, description="Persons")
+    capacity: int | None = Field(None, ge=0, le=MAX_INTEGER, description="Persons")
     floor_area_m2: float | None = Field(None, gt=0)
 
 
 class HospitalIn(PlaceIn):
     emergency_level: str | None = Field(None, max_length=32)
-    er_beds: int | None = Field(None, ge=0)
+    er_beds: int | None = Field(None, ge=0, le=MAX_INTEGER)
 
 
 class CctvIn(PlaceIn):
@@ -184,7 +186,7 @@ def nearest_places(engine: Db, q: Annotated[NearestQuery, Query()]) -> list[dict
 
 
 @router.get("/places/{place_id}", summary="One place · 장소 상세")
-def get_place(engine: Db, place_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+def get_place(engine: Db, place_id: Id) -> dict[str, Any]:
     with engine.begin() as conn:
         return places.get_place(conn, place_id)
 

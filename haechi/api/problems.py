@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
 from haechi.core.errors import HaechiError, Unauthorized
@@ -315,6 +315,18 @@ async def on_integrity_error(request: Request, exc: IntegrityError) -> JSONRespo
     )
 
 
+async def on_data_error(request: Request, exc: DataError) -> JSONResponse:
+    """The DB refused a value (a number beyond its column, say): the request's fault, not the server's.
+
+    Request models bound what they take, so that the answer names the field; this is the net
+    under a bound that is missing, logged so it gets one."""
+    log.warning("the DB refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
+    return problem_response(
+        request, 422, "a value is outside what the integrated DB can keep (a number too large, say)",
+        slug="invalid-request",
+    )
+
+
 async def on_database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
     log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
     return problem_response(
@@ -341,6 +353,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HaechiError, on_haechi_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(IntegrityError, on_integrity_error)
+    app.add_exception_handler(DataError, on_data_error)
     app.add_exception_handler(OperationalError, on_database_unavailable)
     app.add_exception_handler(Exception, on_unexpected_error)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import Field, ValidationInfo, field_validator
 
 from haechi.model.access import Role
@@ -16,8 +16,10 @@ from haechi.store.access import Principal
 from .auth import ensure_in_own_area, require
 from .common import (
     API_PREFIX,
+    MAX_BIGINT,
     AreaCode,
     Db,
+    Id,
     Limit,
     Offset,
     QueryParams,
@@ -43,7 +45,7 @@ class ProjectIn(RequestBody):
     phase: ProjectPhase
     title: str = Field(min_length=1, max_length=300)
     area_code: AreaCode | None = None
-    budget_krw: int | None = Field(None, ge=0, description="Budget in Korean won")
+    budget_krw: int | None = Field(None, ge=0, le=MAX_BIGINT, description="Budget in Korean won")
     start_date: date | None = None
     end_date: date | None = None
     evaluation_score: float | None = Field(None, ge=0, le=100, description="Evaluation, 0–100")
@@ -83,7 +85,7 @@ def list_projects(engine: Db, q: Annotated[ProjectFilter, Query()]) -> list[dict
 @router.get(
     "/projects/{project_id}", response_model=Project, summary="One project · 재난관리 사업 상세"
 )
-def get_project(engine: Db, project_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+def get_project(engine: Db, project_id: Id) -> dict[str, Any]:
     with engine.begin() as conn:
         return records.get_project(conn, project_id)
 

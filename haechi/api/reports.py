@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
 from haechi.core.clock import utcnow
@@ -24,6 +24,7 @@ from .common import (
     API_PREFIX,
     AreaCode,
     Db,
+    Id,
     Limit,
     Offset,
     OptionalPoint,
@@ -104,7 +105,7 @@ def _add_report(engine, raw: bytes, token_id: int | None) -> dict[str, Any]:
              openapi_extra={"requestBody": {"required": True, "content": {
                  m: {"schema": {"type": "string", "format": "binary"}} for m in SIGNATURES}}})
 async def add_photo(
-    request: Request, who: Authenticated, engine: Db, report_id: Annotated[int, Path(ge=1)], response: Response
+    request: Request, who: Authenticated, engine: Db, report_id: Id, response: Response
 ) -> dict[str, Any]:
     """The body is the image itself (JPEG, PNG or WebP), sent by the reporter or by staff."""
     data = await request.body()
@@ -131,7 +132,7 @@ def _add_photo(engine, who: Principal, report_id: int, data: bytes, content_type
 
 
 @router.get("/reports/{report_id}/photos", summary="A report's photos · 신고 사진 목록")
-def list_photos(who: Staff, engine: Db, report_id: Annotated[int, Path(ge=1)]) -> list[dict[str, Any]]:
+def list_photos(who: Staff, engine: Db, report_id: Id) -> list[dict[str, Any]]:
     with engine.begin() as conn:
         ensure_in_own_area(who, records.get_report(conn, report_id)["area_code"], "path.report_id")
         return records.list_photos(conn, report_id)
@@ -140,7 +141,7 @@ def list_photos(who: Staff, engine: Db, report_id: Annotated[int, Path(ge=1)]) -
 @router.get("/reports/{report_id}/photos/{photo_id}", summary="One photo · 신고 사진",
             response_class=Response, responses={200: {"content": {m: {} for m in SIGNATURES}}})
 def get_photo(
-    who: Staff, engine: Db, report_id: Annotated[int, Path(ge=1)], photo_id: Annotated[int, Path(ge=1)]
+    who: Staff, engine: Db, report_id: Id, photo_id: Id
 ) -> Response:
     """Staff only: photos may show people and homes."""
     with engine.begin() as conn:
@@ -164,7 +165,7 @@ def list_reports(
 @router.get(
     "/reports/{report_id}", response_model=StaffReport, summary="One report · 안전신고 상세"
 )
-def get_report(who: Staff, engine: Db, report_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+def get_report(who: Staff, engine: Db, report_id: Id) -> dict[str, Any]:
     with engine.begin() as conn:
         report = records.get_report(conn, report_id)
     ensure_in_own_area(who, report["area_code"], "path.report_id")

@@ -1,7 +1,7 @@
 """Roads: routes, evacuation to shelters with room, golden-time coverage, road closures (issue 9).
 
 Every answer says whether the road graph is synthetic (the generated demo grid) or real. Without a
-graph, every endpoint answers 503 naming the command that loads one (``haechi roads import FILE``).
+graph, every endpoint answers 409 naming the commands that load one (``haechi roads import FILE``).
 """
 
 from __future__ import annotations
@@ -11,22 +11,25 @@ from typing import Annotated, Any
 import anyio.to_thread
 import numpy as np
 import shapely
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 from shapely.geometry import Polygon
 
+from haechi.cities import resolve
+from haechi.cities.pack import basemap_features, read_manifest
 from haechi.cities.targeting import area_facts
-from haechi.core.errors import HaechiError, InvalidInput
+from haechi.core.errors import HaechiError, InvalidInput, NotFound
 from haechi.model.access import Role
 from haechi.roads import coverage as coverage_mod
 from haechi.roads import evacuation as evac
 from haechi.roads import hazards
-from haechi.roads.service import Network, network
+from haechi.roads.layer import MAJOR_MAX_RANK, road_features
+from haechi.roads.service import Network, NoRoadGraph, load_graph, network
 from haechi.store import warnings as warning_store
 from haechi.store.access import Principal
 
 from .auth import Authenticated, require
-from .common import API_PREFIX, Db, Lat, Lon, RequestBody, kept_if_refused
+from .common import API_PREFIX, MAX_INTEGER, Db, Id, Lat, Lon, RequestBody, kept_if_refused
 from .problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix=API_PREFIX, tags=["roads"], responses=PROBLEM_RESPONSES)
@@ -68,6 +71,33 @@ def road_graph(request: Request, who: Authenticated, engine: Db) -> dict[str, An
     net = current(request, engine)
     return {"nodes": net.graph.node_count, "arcs": net.graph.arc_count,
             "closed_arcs": int(np.isinf(net.seconds).sum()), **_labels(net)}
+
+
+@router.get("/basemap", summary="Roads and water under the map · 기본도 (도로·한강)")
+def basemap(request: Request, max_rank: Annotated[int, Query(
+        ge=101, le=108, description="Draw road ranks 101 (expressway) up to this one (standard node-link codes; "
+                                    "OSM classes count as their equivalent rank)")] = MAJOR_MAX_RANK) -> dict[str, Any]:
+    """The map's backdrop, drawn under the districts without a tile server: the city pack's water
+    (the Han River) and the major roads of the road graph in use, merged and simplified. Public,
+    like the district boundaries. Without a road graph the roads are simply absent (``roads: 0``)."""
+    settings = request.app.state.settings
+    try:
+        folder = resolve(settings.city)
+        water = basemap_features(folder, read_manifest(folder))
+    except NotFound:
+        water = []
+    try:
+        graph, _ = load_graph(settings.road_graph)
+    except NoRoadGraph:
+        graph = None
+    roads = road_features(graph, max_rank) if graph is not None else []
+    meta = graph.meta if graph is not None else {}
+    attribution = [f["properties"]["attribution"] for f in water[:1]]
+    if graph is not None:
+        attribution.append(meta.get("attribution") or f"도로 · roads: {meta.get('source')}")
+    return {"type": "FeatureCollection", "features": [*water, *roads], "roads": len(roads),
+            "synthetic_graph": bool(meta.get("synthetic")), "attribution": attribution,
+            "note": meta.get("note"), "missing_districts": meta.get("missing_districts", [])}
 
 
 @router.get("/routes", summary="Fastest route by road · 최단시간 경로")
@@ -151,7 +181,7 @@ def reset(who: Operator, engine: Db) -> Response:
 
 @router.get("/evacuation/plan", summary="Evacuation plan for a warned area · 경보 지역 대피 계획")
 def evacuation_plan(request: Request, who: Staff, engine: Db,
-                    warning: Annotated[int, Query(ge=1, description="Warning id")]) -> dict[str, Any]:
+                    warning: Annotated[int, Query(ge=1, le=MAX_INTEGER, description="Warning id")]) -> dict[str, Any]:
     """Every block of the warning's area to the nearest shelter with room, nearest blocks first;
     people per block are the area's affected population spread over its road nodes. A preview: no
     shelter load is recorded."""
@@ -227,7 +257,7 @@ def _add_closure(engine, raw: bytes, actor: str) -> dict[str, Any]:
 
 
 @router.delete("/roads/closures/{closure_id}", status_code=204, summary="Lift a road closure · 도로 통제 해제")
-def lift_closure(who: Operator, engine: Db, closure_id: Annotated[int, Path(ge=1)]) -> Response:
+def lift_closure(who: Operator, engine: Db, closure_id: Id) -> Response:
     with engine.begin() as conn:
         hazards.lift_closure(conn, closure_id)
     return Response(status_code=204)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -12,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from haechi.core.errors import InvalidInput
-from haechi.core.events import Event
+from haechi.core.events import Event, Feed, Lagged
 from haechi.ingest import parse
 from haechi.ingest.pipeline import Pipeline, Report
 from haechi.model.access import Role
@@ -216,9 +218,15 @@ def live_state(
 
 # ── live stream ──────────────────────────────────────────────────────────────────────────
 
-#: Events a slow client may fall behind by before the oldest are dropped (it gets a `lagged` event).
-STREAM_BUFFER = 10_000
+#: Bus events one client may have waiting. A phone on a weak link that falls further behind gets
+#: one `lagged` event and the stream ends; its EventSource reconnects with Last-Event-ID and
+#: resumes, while the publisher and every other client went on without waiting for it.
+CLIENT_QUEUE = 1_000
 HEARTBEAT_S = 15.0
+#: The newest events' SSE text, kept to be written to every client that may see them: encoded once
+#: per event, not once per client (10,000 clients on one process). Clients read the same event
+#: within moments of each other; one further behind than this encodes it again.
+SHARED_TEXTS = 64
 
 
 @router.get("/stream", summary="Live events (SSE) · 실시간 이벤트 스트림",
@@ -229,50 +237,63 @@ async def live_stream(
     token: Annotated[str | None, Query(
         description="Staff token, for browsers' EventSource (it cannot send headers); "
                     "the Authorization header works too")] = None,
+    last_event_id: Annotated[str | None, Query(
+        description="Resume after this event id, for clients that cannot send the Last-Event-ID header")] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: one `observation` event per stored reading, plus sensor and other events.
 
     Anyone sees the public picture (observations, sensors, warnings, alerts); incidents, units,
     drones, CCTV and care events go only to staff tokens, since they can name people and places.
+    Every event has an `id`; reconnecting with `Last-Event-ID` (which browsers send by themselves)
+    resumes after it, on any replica. When that is no longer possible the stream starts with a
+    `reset` event: reload what you show. A client that falls behind gets `lagged` and the stream
+    ends: reconnect with Last-Event-ID.
     """
-    queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=STREAM_BUFFER)
     patterns = [p.strip() for p in types.split(",") if p.strip()]
     staff = _staff(request, token)
-    lagged = 0
-
-    async def enqueue(event: Event) -> None:
-        nonlocal lagged
-        if event.type not in PUBLIC and not _may_see(staff, event):
-            return
-        if queue.full():
-            queue.get_nowait()
-            lagged += 1
-        queue.put_nowait(event)
-
-    bus = request.app.state.bus
-    unsubscribes = [bus.subscribe(p, enqueue) for p in patterns]
-
-    async def events() -> AsyncIterator[str]:
-        nonlocal lagged
-        try:
-            yield ": connected\n\n"
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
-                except TimeoutError:
-                    yield ": heartbeat\n\n"
-                    continue
-                if lagged:
-                    yield _sse("lagged", {"dropped": lagged})
-                    lagged = 0
-                for name, data in _expand(event):
-                    yield _sse(name, data)
-        finally:
-            for unsubscribe in unsubscribes:
-                unsubscribe()
-
-    return StreamingResponse(events(), media_type="text/event-stream",
+    resume = request.headers.get("last-event-id") or last_event_id or None
+    after, item = _position(resume)
+    feed: Feed = await request.app.state.bus.follow(patterns, after=after, including=item is not None,
+                                                    limit=CLIENT_QUEUE)
+    events = _events(feed, staff, resume, item)
+    weakref.finalize(events, feed.close)  # also when the client left before the stream began
+    return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _events(feed: Feed, staff: Principal | None, resume: str | None,
+                  item: int | None) -> AsyncIterator[str | bytes]:
+    """The SSE text of ``feed``'s events this client may see, until it falls behind or leaves.
+
+    ``item``: of the batch ``resume`` names, the last reading the client already has.
+    """
+    try:
+        fresh = resume is None or feed.reset
+        last = feed.position if fresh else resume
+        # A comment, and an id with no data: it sets the client's Last-Event-ID without an event, so
+        # one that reconnects before anything came resumes from here, not from its reconnection.
+        yield ": connected\n" + (f"id: {last}\n\n" if fresh and last is not None else "\n")
+        if feed.reset:
+            yield _sse("reset", {"reason": "the events after your Last-Event-ID are no longer kept: reload"})
+        batch = _position(resume)[0] if item is not None and not feed.reset else None
+        while True:
+            try:
+                event = await feed.next(HEARTBEAT_S)
+            except Lagged as lag:
+                yield _sse("lagged", {"dropped": lag.dropped, "resume": last})
+                return
+            if event is None:
+                yield ": heartbeat\n\n"
+                continue
+            if event.type not in PUBLIC and not _may_see(staff, event):
+                continue
+            text = _text(event, item + 1 if batch is not None and event.id == batch else 0)
+            batch = None  # only the first event can be the batch the client had part of
+            if text:
+                yield text
+                last = event.id or last  # a batch's last reading carries the batch's id
+    finally:
+        feed.close()
 
 
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR, Role.DISTRICT_OFFICIAL})
@@ -297,14 +318,55 @@ def _may_see(staff: Principal | None, event: Event) -> bool:
     return bool(staff.area_code) and area.startswith(staff.area_code)
 
 
-def _expand(event: Event):
-    """A stored batch becomes one `observation` event per reading, as the dashboard wants them."""
+def _position(resume: str | None) -> tuple[str | None, int | None]:
+    """A Last-Event-ID as (the bus event's id, the item of its batch already sent, if only part was)."""
+    if resume is None:
+        return None, None
+    event_id, _, item = resume.rpartition(":")
+    if event_id and item.isdigit():
+        return event_id, int(item)
+    return resume, None
+
+
+def _expand(event: Event, seen: int = 0):
+    """``(id, name, data)`` of the SSE events for a bus event, skipping the first ``seen`` items.
+
+    A stored batch becomes one `observation` event per reading, as the dashboard wants them. Its
+    last reading carries the batch's id; the others ``<id>:<i>`` (i from 0), so a client cut off
+    inside a batch resumes at its next reading. Everything else is one event with the bus's id.
+    """
     if event.type == OBSERVATION_STORED:
-        for observation in event.data["observations"]:
-            yield "observation", observation
+        observations = event.data["observations"]
+        last = len(observations) - 1
+        for i in range(seen, len(observations)):
+            yield (event.id if i == last or event.id is None else f"{event.id}:{i}"), "observation", observations[i]
     else:
-        yield event.type, event.data | {"at": event.at.isoformat()}
+        yield event.id, event.type, event.data | {"at": event.at.isoformat()}
 
 
-def _sse(name: str, data: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
+_shared: OrderedDict[int, tuple[Event, bytes]] = OrderedDict()  # by the event object: see SHARED_TEXTS
+
+
+def _text(event: Event, seen: int) -> bytes:
+    """The SSE text of ``event`` (less its first ``seen`` readings), shared by the clients it goes to.
+
+    Keyed by the object (held, so its identity is not reused): the in-process bus hands every
+    client the same one; over NATS each client's consumer decodes its own, and this saves nothing.
+    """
+    if seen:
+        return _render(event, seen)
+    kept = _shared.get(id(event))
+    if kept is None:
+        kept = _shared[id(event)] = (event, _render(event, 0))
+        if len(_shared) > SHARED_TEXTS:
+            _shared.popitem(last=False)
+    return kept[1]
+
+
+def _render(event: Event, seen: int) -> bytes:
+    return "".join(_sse(name, data, sse_id) for sse_id, name, data in _expand(event, seen)).encode()
+
+
+def _sse(name: str, data: dict[str, Any], event_id: str | None = None) -> str:
+    text = f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    return text if event_id is None else f"id: {event_id}\n{text}"

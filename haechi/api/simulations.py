@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import Field
 
 from haechi.core.errors import Conflict, InvalidInput
@@ -20,13 +20,13 @@ from haechi.simulation.registry import kinds
 from haechi.store.access import Principal
 
 from .auth import require
-from .common import API_PREFIX, Db, Limit, Offset, QueryParams, Record, RequestBody, UtcMoment
+from .common import API_PREFIX, Db, Id, Limit, Offset, QueryParams, Record, RequestBody, UtcMoment
 from .problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix=API_PREFIX, tags=["simulations"], responses=PROBLEM_RESPONSES)
 
 Staff = Annotated[Principal, Depends(require(Role.OPERATOR, Role.DISTRICT_OFFICIAL))]
-RunId = Annotated[int, Path(ge=1)]
+RunId = Id
 
 
 class SimulationIn(RequestBody):

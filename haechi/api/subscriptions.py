@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BeforeValidator, Field, field_validator
 from sqlalchemy import Connection
 
@@ -29,7 +29,9 @@ from .auth import require
 from .common import (
     API_PREFIX,
     AreaCode,
+    BigId,
     Db,
+    Id,
     Limit,
     Offset,
     QueryParams,
@@ -43,8 +45,8 @@ from .problems import PROBLEM_RESPONSES
 router = APIRouter(prefix=API_PREFIX, tags=["subscriptions"], responses=PROBLEM_RESPONSES)
 
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
-SubscriptionId = Annotated[int, Path(ge=1)]
-DeliveryId = Annotated[int, Path(ge=1)]
+SubscriptionId = Id
+DeliveryId = BigId
 
 LanguageTag = Annotated[
     str,

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field
 
 from haechi.model.events import UNIT_CHANGED
 from haechi.response import dispatch as dispatching
 from haechi.response import repository
 
-from .common import API_PREFIX, Lat, Lon, OptionalPoint, QueryParams, RequestBody
+from .common import API_PREFIX, Id, Lat, Lon, OptionalPoint, QueryParams, RequestBody
 from .incidents import Operator, Staff, in_transaction, publish
 from .problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix=API_PREFIX, tags=["units"], responses=PROBLEM_RESPONSES)
-UnitId = Annotated[int, Path(ge=1)]
+UnitId = Id
 
 
 class UnitIn(OptionalPoint):

@@ -1,10 +1,14 @@
-"""Warnings in force (and past) for the situation room and the citizen portal."""
+"""Warnings in force (and past) for the situation room and the citizen portal.
+
+The same for everyone, and read by everyone on a disaster day: answered from memory until a
+warning or alert event (``public_cache``).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from haechi.core.clock import utcnow
 from haechi.model.access import Role
@@ -15,8 +19,9 @@ from haechi.store.access import Principal
 from haechi.warnings.criteria import load_criteria
 
 from .auth import ensure_in_own_area, require
-from .common import API_PREFIX, AreaCode, Db
+from .common import API_PREFIX, AreaCode, Db, Id
 from .problems import PROBLEM_RESPONSES
+from .public_cache import FEED, share
 
 Staff = Annotated[Principal, Depends(require(Role.OPERATOR, Role.DISTRICT_OFFICIAL))]
 
@@ -25,6 +30,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["warnings"], responses=PROBLEM_RESPO
 
 @router.get("/warnings", summary="Warnings · 특보 현황")
 def list_warnings(
+    request: Request,
     engine: Db,
     active: Annotated[bool, Query(description="Only warnings in force")] = True,
     hazard: Annotated[str | None, Query(description="e.g. fine_dust, heavy_rain, river_flood")] = None,
@@ -32,20 +38,22 @@ def list_warnings(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     """Warnings with their level on the Korean 4-level crisis scale (관심 · 주의 · 경계 · 심각)."""
+    share(request, FEED)
     with engine.connect() as conn:
         rows = warnings.list_warnings(conn, active_only=active, hazard=hazard, area_code=area, limit=limit)
         return [_public(r) | _reach(conn, r["id"]) for r in rows if not r["exercise"]]
 
 
 @router.get("/warnings/{warning_id}", summary="One warning · 특보")
-def get_warning(engine: Db, warning_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+def get_warning(request: Request, engine: Db, warning_id: Id) -> dict[str, Any]:
+    share(request, FEED)
     with engine.connect() as conn:
         return _public(warnings.get_warning(conn, warning_id)) | _reach(conn, warning_id)
 
 
 @router.post("/warnings/{warning_id}/acknowledge", summary="Acknowledge a warning · 특보 확인")
 async def acknowledge_warning(
-    request: Request, who: Staff, engine: Db, warning_id: Annotated[int, Path(ge=1)]
+    request: Request, who: Staff, engine: Db, warning_id: Id
 ) -> dict[str, Any]:
     """The situation room has seen this warning and taken charge; every room sees who and when.
 

@@ -144,6 +144,11 @@ class Geofence:
         live = {h.warning_id for h in self.hazards}
         self._hazard_alerted = {k for k in getattr(self, "_hazard_alerted", set()) if k[1] in live}
 
+    def alerted(self, ward_id: int, warning_id: int) -> None:
+        """Remember that the ward was alerted of being inside this warning's area (read back from the
+        stored alerts when a service takes over): no second alert for it."""
+        self._hazard_alerted.add((ward_id, warning_id))
+
     def forget(self, ward_id: int) -> None:
         """Drop a ward's remembered state (consent withdrawn, ward removed)."""
         if ward_id < self._size:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
 
 from haechi.core.clock import utcnow
 from haechi.core.errors import Conflict, NotFound
@@ -15,6 +15,7 @@ from haechi.store.schema import (
     care_activity,
     care_alerts,
     care_consents,
+    care_deliveries,
     care_devices,
     care_guardians,
     care_incidents,
@@ -24,7 +25,7 @@ from haechi.store.schema import (
     care_wards,
     care_zones,
 )
-from haechi.store.sql import row_dict
+from haechi.store.sql import insert_new, row_dict
 
 # ── guardians and wards ──
 
@@ -196,6 +197,18 @@ def positions(conn: Connection, ward_id: int, *, since: datetime | None = None,
     return [row_dict(r) for r in conn.execute(query.order_by(c.at.desc()).limit(limit))]
 
 
+def positions_since(conn: Connection, since: datetime, *, ward_id: int | None = None,
+                    until: datetime | None = None) -> list[tuple[int, datetime, float, float]]:
+    """(ward, at, lon, lat) of every stored position from ``since`` (to before ``until``), oldest first."""
+    c = care_positions.c
+    query = select(c.ward_id, c.at, c.lon, c.lat).where(c.at >= since).order_by(c.at, c.id)
+    if ward_id is not None:
+        query = query.where(c.ward_id == ward_id)
+    if until is not None:
+        query = query.where(c.at < until)
+    return [tuple(r) for r in conn.execute(query)]
+
+
 def save_activity(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     if rows:
         conn.execute(insert(care_activity), list(rows))
@@ -251,6 +264,13 @@ def alerts(conn: Connection, ward_id: int, *, with_position: bool, limit: int = 
     return [row_dict(r) for r in conn.execute(query)]
 
 
+def alerts_since(conn: Connection, kinds: Iterable[str], since: datetime) -> list[dict[str, Any]]:
+    """(ward, kind, at, detail) of the alerts of ``kinds`` raised from ``since`` on, oldest first."""
+    c = care_alerts.c
+    query = select(c.ward_id, c.kind, c.at, c.detail).where(c.kind.in_(list(kinds)), c.at >= since).order_by(c.at)
+    return [row_dict(r) for r in conn.execute(query)]
+
+
 def set_alert(conn: Connection, alert_id: int, **values: Any) -> None:
     conn.execute(update(care_alerts).where(care_alerts.c.id == alert_id).values(**values))
 
@@ -269,6 +289,72 @@ def escalations(conn: Connection, area_code: str | None, limit: int = 100) -> li
     if area_code:
         query = query.where(w.area_code.startswith(area_code))
     return [row_dict(r) for r in conn.execute(query)]
+
+
+# ── guardian notices: the outbox of care alerts' webhooks ──
+
+
+def add_deliveries(conn: Connection, pairs: Iterable[tuple[int, int]], now: datetime) -> int:
+    """A pending delivery per (alert, guardian), once; written in the alerts' own transaction."""
+    rows = [{"alert_id": a, "guardian_id": g, "status": "pending", "attempts": 0, "next_attempt_at": now,
+             "created_at": now} for a, g in pairs]
+    return insert_new(conn, care_deliveries, rows, key=("alert_id", "guardian_id"))
+
+
+def due_deliveries(conn: Connection, now: datetime, *, alert_id: int | None = None) -> dict[int, list[int]]:
+    """Pending deliveries due at ``now`` (never tried, or a claim whose lease ran out): alert → ids."""
+    c = care_deliveries.c
+    query = select(c.alert_id, c.id).where(c.status == "pending", c.next_attempt_at <= now).order_by(c.id)
+    if alert_id is not None:
+        query = query.where(c.alert_id == alert_id)
+    due: dict[int, list[int]] = {}
+    for a, d in conn.execute(query):
+        due.setdefault(a, []).append(d)
+    return due
+
+
+def claim_delivery(conn: Connection, delivery_id: int, now: datetime, lease: timedelta) -> dict[str, Any] | None:
+    """Take a due delivery for one attempt, in one conditional UPDATE: two processes never both get
+    it; one that dies mid-attempt leaves it due again once the lease runs out. None: not ours."""
+    c = care_deliveries.c
+    claimed = conn.execute(update(care_deliveries).where(
+        c.id == delivery_id, c.status == "pending", c.next_attempt_at <= now).values(
+        next_attempt_at=now + lease, attempts=c.attempts + 1))
+    if claimed.rowcount != 1:
+        return None
+    return row_dict(conn.execute(select(care_deliveries).where(c.id == delivery_id)).one())
+
+
+def record_delivery(conn: Connection, delivery_id: int, *, delivered: bool, response_status: int | None,
+                    error: str | None, now: datetime) -> None:
+    conn.execute(update(care_deliveries).where(care_deliveries.c.id == delivery_id).values(
+        status="delivered" if delivered else "failed", response_status=response_status, error=error,
+        next_attempt_at=None, delivered_at=now if delivered else None))
+
+
+def deliveries_of(conn: Connection, alert_id: int) -> list[dict[str, Any]]:
+    c = care_deliveries.c
+    return [row_dict(r) for r in conn.execute(select(care_deliveries).where(c.alert_id == alert_id).order_by(c.id))]
+
+
+def settle_deliveries(conn: Connection, alert_id: int | None = None, since: datetime | None = None) -> int:
+    """Give each alert (this one, or those raised since ``since``) whose deliveries are all done its
+    ``delivery`` outcome: delivered when every guardian's was, else failed (none when it had none).
+    Returns how many were settled."""
+    a, d = care_alerts.c, care_deliveries.c
+    open_alerts = select(a.id).where(a.delivery.is_(None), ~exists().where(
+        d.alert_id == a.id, d.status == "pending"))
+    if alert_id is not None:
+        open_alerts = open_alerts.where(a.id == alert_id)
+    if since is not None:
+        open_alerts = open_alerts.where(a.at >= since)
+    settled = 0
+    for done in conn.scalars(open_alerts).all():
+        statuses = set(conn.scalars(select(d.status).where(d.alert_id == done)))
+        outcome = "none" if not statuses else "delivered" if statuses == {"delivered"} else "failed"
+        settled += conn.execute(update(care_alerts).where(a.id == done, a.delivery.is_(None))
+                                .values(delivery=outcome)).rowcount
+    return settled
 
 
 # ── access log ──

@@ -7,12 +7,23 @@ id, kind and time (the bus is relayed to public streams, so no personal data tra
 each guardian's webhook gets the message rendered for them (language, needs) with the position,
 if the webhook policy lets it go there (``haechi/alerts/egress.py``); a refusal is logged with its
 reason in the ward's access log.
+
+Guardian notices go through an outbox: each alert's pending ``care_deliveries`` (one per guardian
+with a webhook) are written in the alert's own transaction, and each is claimed with a lease
+before it is sent, so whoever delivers — this process at once, or the next engine leader's sweep
+(:meth:`CareService.resume`) after a failover — each guardian gets each alert once.
+
+A service that starts (a new leader) rebuilds its state from the store first (:meth:`load`): the
+recent positions replayed through the geofence and the active trips, and what was already alerted
+read back from the stored alerts, so a ward who left a zone before the failover raises no second
+"left" alert, and one who leaves during it raises exactly one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,6 +61,12 @@ TRIP_KINDS = CCTV_KINDS | {"arrived"}
 #: Wards whose safe zones and stops are watched (walkers are watched through their trips).
 GEOFENCED = frozenset({"child", "dementia", "elderly_alone"})
 HAZARD_KINDS = frozenset({"hazard", "school_hazard"})
+#: Extra time past a webhook's timeout before a claimed notice may be taken over by another process.
+CLAIM_MARGIN = timedelta(seconds=30)
+#: Positions replayed at start beyond the dwell time: a stop is judged from its first position, so
+#: the replay must reach back past any stop still short of the dwell time; 10 minutes covers
+#: devices reporting every few minutes (the rules' dwell radius assumes one every 30 s).
+REBUILD_MARGIN = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +76,7 @@ class Sent:
     ok: bool
     error: str | None = None
     refused: bool = False  # Haechi would not send there: nothing, not even the position, left
+    status: int | None = None  # the receiver's answer, when one came
 
 
 @dataclass
@@ -87,7 +105,8 @@ class CareService:
         self._school_alerted: set[tuple[int, int]] = set()
         self._lock = asyncio.Lock()
         self._unsubscribe = None
-        self._deliveries: set[asyncio.Task] = set()
+        self._lease = timedelta(seconds=webhook_timeout_s) + CLAIM_MARGIN
+        self._delivering: dict[int, asyncio.Task] = {}  # by care alert id
         # Devices and wards never change kind or owner once registered (no such endpoint), so the
         # hot path keeps them in memory; consent is always read from the store (withdrawal is at once).
         self._devices: dict[str, dict[str, Any]] = {}
@@ -96,23 +115,77 @@ class CareService:
     # ── life cycle ──
 
     async def start(self) -> None:
+        """Rebuild from the store, listen for warnings, and deliver the notices left pending."""
         await asyncio.to_thread(self.load)
         self._unsubscribe = self.bus.subscribe(WARNING_CHANGED, self._on_warning)
+        await self.resume()
 
     async def stop(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
-        for task in list(self._deliveries):
+        for task in list(self._delivering.values()):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, self.webhook_timeout_s)
 
-    def load(self) -> None:
+    def load(self, now: datetime | None = None) -> None:
+        """Zones, trips and hazards from the store, and the state of a service that never stopped."""
+        now = now or utcnow()
         with self.engine.begin() as conn:
             self._load_zones(conn)
-            self._load_hazards(conn)
             self.trips = {}
             for trip in repository.active_trips(conn):
                 self._watch_trip(trip)
+            self._rebuild(conn, now)
+            self._load_hazards(conn)
+            self._remember_alerted(conn, now)
+
+    def _rebuild(self, conn, now: datetime) -> None:
+        """Replay the stored positions through the geofence and the trips, discarding what they find
+        (it was found, and alerted, when they came in). Each ward from the start of its window: the
+        last dwell time (more if its last dwell alert is older: the stop it was for may go on), or
+        its active trip's start. Hazards are left out: who was alerted of which comes from the alerts."""
+        dwell = timedelta(seconds=self.geofence.dwell_s) + REBUILD_MARGIN
+        since = now - dwell
+        starts = {r["ward_id"]: r["at"] - dwell for r in repository.alerts_since(conn, ["dwell"], now - self.retention)}
+        starts |= {w: min(starts.get(w, since), t.started_at) for w, t in self.trips.items() if t.started_at}
+        positions = repository.positions_since(conn, since)
+        for ward_id, start in starts.items():
+            if start < since:
+                positions += repository.positions_since(conn, start, ward_id=ward_id, until=since)
+        positions.sort(key=lambda p: p[1])
+        self._replay_geofence(positions)
+        for ward_id, at, lon, lat in positions:
+            watch = self.trips.get(ward_id)
+            if watch is not None and watch.started_at is not None and at >= watch.started_at:
+                check_position(watch, self.trip_rules, lon, lat, at)
+        log.info("care state rebuilt from %d stored positions", len(positions))
+
+    def _replay_geofence(self, positions: list[tuple[int, datetime, float, float]]) -> None:
+        """Positions through the geofence a minute at a time, as they came in (schedules are by the minute)."""
+        hazards, self.geofence.hazards = self.geofence.hazards, []
+        try:
+            for _, batch in itertools.groupby(positions, key=lambda p: int(p[1].timestamp() // 60)):
+                wards, at, lon, lat = zip(*batch, strict=True)
+                self.geofence.check(np.array(wards), np.array(lon), np.array(lat),
+                                    np.array([t.timestamp() for t in at]))
+        finally:
+            self.geofence.hazards = hazards
+
+    def _remember_alerted(self, conn, now: datetime) -> None:
+        """What was already alerted, from the stored alerts: hazards entered and near school zones
+        (per warning in force), and overdue trips."""
+        live = {h.warning_id for h in self.geofence.hazards}
+        oldest = min((w["issued_at"] for w in active_warnings(conn)), default=now)
+        trips = {t.trip_id: t for t in self.trips.values()}
+        for alert in repository.alerts_since(conn, ["hazard", "school_hazard", "overdue"], min(
+                [oldest, *(t.started_at or oldest for t in trips.values())])):
+            detail = alert["detail"] or {}
+            if alert["kind"] == "overdue" and detail.get("trip_id") in trips:
+                trips[detail["trip_id"]].overdue_alerted = True
+            elif alert["kind"] == "hazard" and detail.get("warning_id") in live:
+                self.geofence.alerted(alert["ward_id"], detail["warning_id"])
+            elif alert["kind"] == "school_hazard" and detail.get("warning_id") in live:
+                self._school_alerted.add((alert["ward_id"], detail["warning_id"]))
 
     async def reload_zones(self) -> None:
         async with self._lock:
@@ -136,7 +209,7 @@ class CareService:
 
     def _watch_trip(self, trip: dict[str, Any]) -> None:
         self.trips[trip["ward_id"]] = TripWatch(trip["id"], trip["ward_id"], route_line(trip["route"]),
-                                                trip["expected_at"])
+                                                trip["expected_at"], trip.get("started_at"))
 
     async def add_trip(self, trip: dict[str, Any]) -> None:
         async with self._lock:
@@ -271,7 +344,7 @@ class CareService:
             return []
         ids = {r[1] for r in raised}
         wards, guardians = self._known_wards(conn, ids), repository.guardians_of(conn, ids)
-        rows = []
+        rows, hooks = [], []
         for kind, ward_id, at, lon, lat, detail in raised:
             trip = repository.get_trip(conn, detail["trip_id"]) if detail.get("trip_id") else None
             chosen = set(trip["contacts"] or []) if trip and kind in TRIP_KINDS else set()
@@ -282,7 +355,11 @@ class CareService:
             rows.append({"ward_id": ward_id, "kind": kind, "at": at, "lon": lon, "lat": lat,
                          "detail": detail | {"to": to}, "escalate_at": escalate_at,
                          "delivery": None if any(g["webhook_url"] for g in to_guardians) else "none"})
-        return repository.add_alerts(conn, rows)
+            hooks.append([g["id"] for g in to_guardians if g["webhook_url"]])
+        stored = repository.add_alerts(conn, rows)
+        repository.add_deliveries(conn, [(a["id"], g) for a, gs in zip(stored, hooks, strict=True) for g in gs],
+                                  utcnow())  # the outbox, in the alerts' transaction
+        return stored
 
     def _known_devices(self, conn, refs: set[str]) -> dict[str, dict[str, Any]]:
         if missing := refs - self._devices.keys():
@@ -300,38 +377,56 @@ class CareService:
         for alert in alerts:
             await self.bus.publish(Event(CARE_ALERT, {"alert_id": alert["id"], "kind": alert["kind"],
                                                    "at": alert["at"].isoformat()}))
-            if alert["delivery"] == "none":
-                continue  # no webhook among its recipients
-            task = asyncio.create_task(self._deliver(alert["id"]), name=f"care-webhook:{alert['id']}")
-            self._deliveries.add(task)
-            task.add_done_callback(self._deliveries.discard)
+            if alert["delivery"] != "none":  # a webhook among its recipients
+                self._deliver_soon(alert["id"])
+
+    async def resume(self) -> int:
+        """Deliver every guardian notice due and not in hand (left pending by a process that stopped,
+        or by one that died mid-attempt once its lease ran out); settle alerts whose notices are
+        all done. Returns how many notices were due."""
+        due = await asyncio.to_thread(self._in_tx, _due_notices, set(self._delivering), utcnow() - self.retention)
+        for alert_id in due:
+            self._deliver_soon(alert_id)
+        return sum(len(ids) for ids in due.values())
+
+    def _deliver_soon(self, alert_id: int) -> None:
+        if alert_id in self._delivering:
+            return
+        task = asyncio.create_task(self._deliver(alert_id), name=f"care-webhook:{alert_id}")
+        self._delivering[alert_id] = task
+        task.add_done_callback(lambda _: self._delivering.pop(alert_id, None))
 
     async def _deliver(self, alert_id: int) -> None:
-        """POST each guardian's own rendering to their webhook; the delivery is in the access log."""
-        targets = await asyncio.to_thread(self._in_tx, _webhook_targets, alert_id)
-        if not targets:
-            await asyncio.to_thread(self._in_tx, _set_delivery, alert_id, "none", [])
-            return
+        """POST each guardian's own rendering to their webhook, each claimed first; the delivery is in
+        the access log."""
+        due = await asyncio.to_thread(self._in_tx, lambda conn: repository.due_deliveries(
+            conn, utcnow(), alert_id=alert_id).get(alert_id, []))
         transport = GuardedTransport(self.webhook_policy)
         async with httpx.AsyncClient(timeout=self.webhook_timeout_s, transport=transport) as client:
-            results = [(guardian, await self._post(client, guardian, body)) for guardian, body in targets]
-        for guardian, sent in results:
-            if not sent.ok:
-                log.warning("care alert %s: webhook of guardian %s failed: %s", alert_id, guardian["id"], sent.error)
-        status = "delivered" if all(sent.ok for _, sent in results) else "failed"
-        await asyncio.to_thread(self._in_tx, _set_delivery, alert_id, status, results)
+            for delivery_id in due:
+                notice = await asyncio.to_thread(self._in_tx, _claim_notice, delivery_id, self._lease)
+                if notice is None:
+                    continue  # another process has it
+                sent = await self._post(client, notice.guardian, notice.body)
+                if not sent.ok:
+                    log.warning("care alert %s: webhook of guardian %s failed: %s", alert_id, notice.guardian["id"],
+                                sent.error)
+                await asyncio.to_thread(self._in_tx, _record_notice, notice, sent)
 
     async def _post(self, client: httpx.AsyncClient, guardian: dict[str, Any], body: dict[str, Any]) -> Sent:
+        if not guardian["webhook_url"]:
+            return Sent(False, "the guardian has no webhook any more")
         try:
             self.webhook_policy.check_url(guardian["webhook_url"])
-            response = await client.post(guardian["webhook_url"], content=orjson.dumps(body),
-                                         headers={"Content-Type": "application/json"})
+            async with asyncio.timeout(self.webhook_timeout_s):  # within the claim's lease
+                response = await client.post(guardian["webhook_url"], content=orjson.dumps(body),
+                                             headers={"Content-Type": "application/json"})
         except RefusedTarget as exc:
             return Sent(False, f"refused by Haechi: {exc}", refused=True)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, TimeoutError) as exc:
             return Sent(False, f"{type(exc).__name__}: {exc}".rstrip(": "))
         ok = response.status_code < 300
-        return Sent(ok, None if ok else f"HTTP {response.status_code}")
+        return Sent(ok, None if ok else f"HTTP {response.status_code}", status=response.status_code)
 
     # ── the clock: overdue trips, welfare checks, school hours ──
 
@@ -339,6 +434,7 @@ class CareService:
         async with self._lock:
             alerts = await asyncio.to_thread(self._in_tx, self._tick, now or utcnow())
         await self.announce(alerts)
+        await self.resume()  # notices another process left behind
         return alerts
 
     def _tick(self, conn, now: datetime) -> list[dict[str, Any]]:
@@ -473,27 +569,45 @@ def alert_body(alert: dict[str, Any], ward: dict[str, Any], message: dict[str, A
     return body
 
 
-def _webhook_targets(conn, alert_id: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    alert = repository.get_alert(conn, alert_id)
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One claimed guardian notice: its delivery row, the alert, the guardian and their message."""
+
+    delivery: dict[str, Any]
+    alert: dict[str, Any]
+    guardian: dict[str, Any]
+    body: dict[str, Any]
+
+
+def _due_notices(conn, in_hand: set[int], since: datetime) -> dict[int, list[int]]:
+    repository.settle_deliveries(conn, since=since)  # those whose last notices two processes finished at once
+    return {a: ids for a, ids in repository.due_deliveries(conn, utcnow()).items() if a not in in_hand}
+
+
+def _claim_notice(conn, delivery_id: int, lease: timedelta) -> Notice | None:
+    delivery = repository.claim_delivery(conn, delivery_id, utcnow(), lease)
+    if delivery is None:
+        return None
+    alert = repository.get_alert(conn, delivery["alert_id"])
     ward = repository.get_ward(conn, alert["ward_id"])
-    wanted = set(alert["detail"]["to"]["guardians"])
-    return [(g, alert_body(alert, ward, message_for(alert, ward, g), True))
-            for g in repository.guardians_of(conn, [ward["id"]]).get(ward["id"], [])
-            if g["id"] in wanted and g["webhook_url"]]
+    guardian = repository.get_guardian(conn, delivery["guardian_id"])
+    return Notice(delivery, alert, guardian, alert_body(alert, ward, message_for(alert, ward, guardian), True))
 
 
-def _set_delivery(conn, alert_id: int, status: str, results: Sequence[tuple[dict[str, Any], Sent]]) -> None:
-    """The alert's delivery status; in the ward's access log each position sent, and each refusal
-    with its reason (the only record of why a guardian's webhook got nothing)."""
-    repository.set_alert(conn, alert_id, delivery=status)
-    alert = repository.get_alert(conn, alert_id)
-    for guardian, sent in results:
-        detail = {"alert_id": alert_id, "guardian_id": guardian["id"], "delivered": sent.ok}
-        if sent.error:
-            detail["error"] = sent.error
-        if sent.refused:
-            repository.log_access(conn, alert["ward_id"], guardian["name"], "guardian",
-                                  "refused: alert sent by webhook", detail)
-        elif alert["lon"] is not None:
-            repository.log_access(conn, alert["ward_id"], guardian["name"], "guardian",
-                                  "alert position sent by webhook", detail)
+def _record_notice(conn, notice: Notice, sent: Sent) -> None:
+    """How the notice went; in the ward's access log the position sent, or the refusal with its
+    reason (the only record of why a guardian's webhook got nothing); the alert's outcome once its
+    notices are all done."""
+    alert, guardian = notice.alert, notice.guardian
+    repository.record_delivery(conn, notice.delivery["id"], delivered=sent.ok, response_status=sent.status,
+                               error=sent.error, now=utcnow())
+    detail = {"alert_id": alert["id"], "guardian_id": guardian["id"], "delivered": sent.ok}
+    if sent.error:
+        detail["error"] = sent.error
+    if sent.refused:
+        repository.log_access(conn, alert["ward_id"], guardian["name"], "guardian",
+                              "refused: alert sent by webhook", detail)
+    elif alert["lon"] is not None:
+        repository.log_access(conn, alert["ward_id"], guardian["name"], "guardian",
+                              "alert position sent by webhook", detail)
+    repository.settle_deliveries(conn, alert["id"])

@@ -36,6 +36,7 @@ class TripWatch:
     ward_id: int
     route: LineString  # degrees
     expected_at: datetime
+    started_at: datetime | None = None  # positions from then on are the trip's (replayed by a new leader)
     route_m: BaseGeometry = field(init=False)
     home_m: Point = field(init=False)
     stop_at: tuple[float, float] | None = None  # metres

@@ -72,12 +72,41 @@ class PlaceFile(TableFile):
     defaults: dict[str, str] = Field(default_factory=dict)
 
 
+class RoadsSource(_Strict):
+    """The city's road network, which ``city load`` builds the road graph from (docs/city-packs.md).
+
+    ``search`` lists files or folders relative to the pack, the first that exists being used: the
+    pack's own copy when its licence lets it be shipped, else where a download is kept.
+    """
+
+    format: Literal["node-link"] = "node-link"
+    search: list[str]
+    source: str
+    attribution: str | None = None  # a short credit for the map (the source is long)
+    licence: str
+    base_date: str | None = None
+    #: what a user of the network must know (e.g. districts the cut leaves out)
+    note: str | None = None
+    missing_districts: list[str] = Field(default_factory=list)
+
+
+class BasemapLayer(_Strict):
+    """A GeoJSON drawn under the districts on the situation room's map (no tile server)."""
+
+    kind: Literal["water"]
+    file: str
+    source: str
+    attribution: str | None = None  # a short credit for the map
+
+
 class Manifest(_Strict):
     city: CityInfo
     boundaries: Boundaries
     districts: TableFile
     statistics: TableFile | None = None
     places: list[PlaceFile] = Field(default_factory=list)
+    roads: RoadsSource | None = None
+    basemap: list[BasemapLayer] = Field(default_factory=list)
 
 
 def read_manifest(folder: Path) -> Manifest:
@@ -86,6 +115,27 @@ def read_manifest(folder: Path) -> Manifest:
             return Manifest.model_validate(tomllib.load(f))
         except ValueError as exc:
             raise InvalidInput(f"{folder / 'pack.toml'}: {exc}") from exc
+
+
+def roads_path(folder: Path, manifest: Manifest) -> Path | None:
+    """The first of the pack's road-network places that exists, or None (none named, none found)."""
+    for entry in manifest.roads.search if manifest.roads else []:
+        path = (folder / entry).resolve()
+        if path.exists():
+            return path
+    return None
+
+
+def basemap_features(folder: Path, manifest: Manifest) -> list[dict[str, Any]]:
+    """The pack's base-map layers as GeoJSON features, each marked with its kind and source."""
+    features = []
+    for layer in manifest.basemap:
+        collection = json.loads((folder / layer.file).read_text(encoding="utf-8"))
+        for feature in collection.get("features", []):
+            props = feature.get("properties") or {}
+            features.append(feature | {"properties": props | {"layer": layer.kind, "source": layer.source,
+                                                              "attribution": layer.attribution or layer.source}})
+    return features
 
 
 def read_csv(path: Path, encoding: str = "utf-8") -> Iterator[dict[str, str]]:

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     )
     mqtt_url: str | None = Field(None, description="mqtt://host:port of the broker to subscribe to.")
     bus_url: str | None = Field(None, description="nats://host:port for the scale-out bus; in-process when unset.")
+    bus_prefix: str = Field(
+        "haechi", description="Names this installation's NATS streams: events <PREFIX>_EVENTS on <prefix>.events.*, "
+        "the ingest queue <PREFIX>_INGEST on <prefix>.ingest.* (another installation, or a test, on the same NATS "
+        "uses its own).")
     max_ingest_bytes: int = Field(
         2_000_000_000, description="Largest bulk observation upload (streamed, never held whole in memory)."
     )

@@ -59,6 +59,13 @@ class IngestStream:
     durable: str = "haechi-workers"
     ack_wait_s: float = 30.0
 
+    @classmethod
+    def of(cls, prefix: str) -> IngestStream:
+        """The queue of an installation by its prefix (``HAECHI_BUS_PREFIX``), like its event stream:
+        another installation (or a test) on the same NATS must not store this one's readings in
+        its own database. "haechi" is :data:`INGEST`."""
+        return cls(name=f"{prefix.upper()}_INGEST", subject=f"{prefix}.ingest", durable=f"{prefix}-workers")
+
     def stream_config(self) -> StreamConfig:
         return StreamConfig(name=self.name, subjects=[f"{self.subject}.>"], retention=RetentionPolicy.WORK_QUEUE,
                             storage=StorageType.FILE)

@@ -23,23 +23,28 @@ def _steps() -> Progress:
 
 @app.command("import")
 def import_roads(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="OSM .osm/.osm.pbf or .graphml")],
+    path: Annotated[Path, typer.Argument(exists=True, help="OSM .osm/.osm.pbf, .graphml, or a standard node-link "
+                                         "folder / MOCT_LINK file (.shp or .csv) · 표준노드링크")],
     out: OutPath = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of projected node coordinates without a .prj "
+                                            "(node-link; default EPSG:5186, the standard's own)")] = None,
 ) -> None:
-    """Build the road graph from a real extract and cache it · 실제 도로망(OSM) 가져오기."""
+    """Build the road graph from a real network and cache it · 실제 도로망 가져오기 (OSM, 표준노드링크)."""
+    from pyproj.exceptions import CRSError
+
+    from .city_pack import atomic_cache
     from .osm import RoadImportError, load_roads
-    from .service import build_cache
 
     target = out or Path(get_settings().road_graph)
     with _steps() as progress:
-        task = progress.add_task(f"도로망 읽는 중 · reading {file.name}", total=None)
+        task = progress.add_task(f"도로망 읽는 중 · reading {path.name}", total=None)
         try:
-            graph = load_roads(file)
-        except (RoadImportError, RuntimeError) as e:
+            graph = load_roads(path, crs)
+        except (RoadImportError, RuntimeError, CRSError) as e:
             console.print(f"[red]가져오기 실패 · import failed:[/red] {e}")
             raise typer.Exit(1) from None
         progress.update(task, description="랜드마크 계산 · computing landmarks and saving the cache")
-        build_cache(graph, target)
+        atomic_cache(graph, target)
     _describe(graph, target)
 
 
@@ -77,3 +82,11 @@ def _describe(graph, target: Path) -> None:
     label = "SYNTHETIC 합성" if graph.synthetic else "real 실제"
     console.print(f"{target}: {graph.node_count:,} nodes · {graph.arc_count:,} arcs ({label}) — "
                   f"{graph.meta.get('source')}")
+    counts = graph.meta.get("counts")
+    if counts:  # what the node-link reader left out, and why (haechi/roads/node_link.py)
+        console.print(f"  {counts['links']:,} links read: {counts['links_unknown_end']:,} with an end node not in the "
+                      f"data, {counts['links_not_in_use']:,} not in use (ROAD_USE), "
+                      f"{counts['links_outside_main_part']:,} outside the connected network; speed from the posted "
+                      f"limit on {counts['speed_from_limit_share']:.1%} of links, else the road rank's default")
+    if graph.meta.get("note"):
+        console.print(f"  [yellow]{graph.meta['note']}[/yellow]")

@@ -21,6 +21,10 @@ EARTH_RADIUS_M = 6_371_008.8  # IUGG mean Earth radius
 SPEEDS_CSV = Path(__file__).with_name("data") / "speeds.csv"
 
 
+class RoadImportError(ValueError):
+    """The file holds no usable roads, or is not a road file we read."""
+
+
 @cache
 def default_speeds() -> dict[str, float]:
     """km/h per OSM ``highway`` class, from ``data/speeds.csv`` (each row names its source)."""
@@ -49,6 +53,7 @@ class RoadGraph:
     road_class: np.ndarray  # int16[m], index into ``classes``
     classes: list[str]
     meta: dict[str, Any] = field(default_factory=dict)  # source, synthetic flag, built_at …
+    lanes: np.ndarray | None = None  # int8[m] lanes per arc where the source says (node-link), else None
 
     @property
     def node_count(self) -> int:
@@ -120,6 +125,7 @@ class RoadGraph:
                 f, lon=self.lon, lat=self.lat, tail=self.tail, head=self.head, seconds=self.seconds,
                 metres=self.metres, road_class=self.road_class,
                 classes=np.array(self.classes), meta=np.array(json.dumps(self.meta, ensure_ascii=False)),
+                **({} if self.lanes is None else {"lanes": self.lanes}),
             )
         return path
 
@@ -129,7 +135,7 @@ class RoadGraph:
             return cls(
                 lon=z["lon"], lat=z["lat"], tail=z["tail"], head=z["head"], seconds=z["seconds"],
                 metres=z["metres"], road_class=z["road_class"], classes=[str(c) for c in z["classes"]],
-                meta=json.loads(str(z["meta"])),
+                meta=json.loads(str(z["meta"])), lanes=z["lanes"] if "lanes" in z.files else None,
             )
 
 

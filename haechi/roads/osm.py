@@ -15,14 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from .graph import RoadGraph, default_speeds, from_ways
+from .graph import RoadGraph, RoadImportError, default_speeds, from_ways
 
 ONEWAY_YES = {"yes", "1", "true"}
 ONEWAY_IMPLIED = {"motorway", "motorway_link"}  # OSM wiki Key:oneway: implied on motorways
-
-
-class RoadImportError(ValueError):
-    """The file holds no usable roads, or is not a road file we read."""
 
 
 def parse_maxspeed(value: str | None) -> float | None:
@@ -124,11 +120,17 @@ def load_graphml(path: str | Path) -> RoadGraph:
                      meta={"synthetic": False, "source": f"GraphML {Path(path).name}"})
 
 
-def load_roads(path: str | Path) -> RoadGraph:
-    """Whichever reader the file's name calls for."""
+def load_roads(path: str | Path, crs: str | None = None) -> RoadGraph:
+    """Whichever reader the path calls for: OSM, GraphML, or the Korean standard node-link (a folder
+    or its MOCT_NODE/MOCT_LINK .shp/.csv; ``crs`` for projected coordinates without a .prj)."""
+    from .node_link import load_node_link  # only node-link imports need pyshp and pyproj
+
     name = Path(path).name.lower()
     if name.endswith(".graphml"):
         return load_graphml(path)
     if name.endswith((".osm", ".osm.pbf", ".pbf", ".osm.xml", ".osm.bz2", ".osm.gz")):
         return load_osm(path)
-    raise RoadImportError(f"{Path(path).name}: expected an OpenStreetMap .osm/.osm.pbf file or a .graphml file")
+    if Path(path).is_dir() or (name.endswith((".shp", ".csv", ".csv.gz")) and ("node" in name or "link" in name)):
+        return load_node_link(path, crs)
+    raise RoadImportError(f"{Path(path).name}: expected an OpenStreetMap .osm/.osm.pbf file, a .graphml file, or "
+                          "a standard node-link folder (MOCT_NODE + MOCT_LINK as .shp or .csv)")

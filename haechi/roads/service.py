@@ -31,14 +31,16 @@ _lock = threading.Lock()
 
 
 class NoRoadGraph(Conflict):
-    status = 503
+    """A 409, not a 503: the server is well, the city's set-up lacks a step the answer names."""
+
     title = "No road graph"
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(
-            f"No road graph is loaded ({path} not found). Run `haechi roads import FILE` with an "
-            "OpenStreetMap extract (.osm/.osm.pbf) or GraphML; for a demo, `haechi roads generate` "
-            "builds a synthetic grid. 도로망이 없습니다: `haechi roads import FILE`을 실행하세요."
+            f"No road graph is loaded ({path} not found). Run `haechi city load seoul` (the pack's road "
+            "network) or `haechi roads import FILE` with an OpenStreetMap extract (.osm/.osm.pbf), GraphML "
+            "or a node-link folder; for a demo, `haechi roads generate` builds a synthetic grid. "
+            "도로망이 없습니다: `haechi roads import FILE`을 실행하세요."
         )
 
 

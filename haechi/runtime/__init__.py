@@ -2,10 +2,14 @@
 
 ``part`` says what a capability's declaration holds and which roles a process may have,
 ``parts`` declares every capability, and ``compose`` starts the chosen roles of them in order
-and stops them in reverse, with a small scheduler for periodic jobs.
+and stops them in reverse, with a small scheduler for periodic jobs. ``leader`` decides which
+engine runs the engine role (one active, hot standbys); ``membership`` shows every process in
+the cluster table.
 """
 
 from .compose import Hooks, Runtime, run_roles, stopped_by_signals
+from .leader import Leadership, LeadershipLost
 from .part import Context, Job, Part, Role, Service
 
-__all__ = ["Context", "Hooks", "Job", "Part", "Role", "Runtime", "Service", "run_roles", "stopped_by_signals"]
+__all__ = ["Context", "Hooks", "Job", "Leadership", "LeadershipLost", "Part", "Role", "Runtime", "Service",
+           "run_roles", "stopped_by_signals"]

@@ -10,6 +10,8 @@ a process loads only what its roles need, and an engine never loads the HTTP sta
 from __future__ import annotations
 
 import importlib
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,8 +37,14 @@ class Role(StrEnum):
 
 
 API, WORKER, ENGINE = frozenset({Role.API}), frozenset({Role.WORKER}), frozenset({Role.ENGINE})
+ALL = API | WORKER | ENGINE
 #: The roles that keep the live state: the API shows it, the engine watches it for silence.
 LIVE = API | ENGINE
+
+
+def member_name() -> str:
+    """A process's name in the cluster unless it is given one: host and pid, unique on a machine."""
+    return f"{socket.gethostname()}-{os.getpid()}"[:100]
 
 
 @dataclass
@@ -45,7 +53,9 @@ class Context:
 
     ``bus`` and ``sink`` are this process's: in bus mode the runtime swaps in NATS ones as it
     starts. ``now`` is the runtime's clock (a replay's scenario time in the headless demo).
-    ``name`` is how the process introduces itself to NATS (it names durable consumers).
+    ``name`` is how the process introduces itself to NATS (it names durable consumers, so every
+    engine has the same); ``member`` is its own name in the cluster (host and pid by default).
+    The runtime fills in ``roles`` and ``leadership`` (None without the engine role).
     ``options`` carry what a composition root tells a part beyond the settings (the worker's
     batch and streams). ``objects`` holds what the parts provide and the services built, by name;
     a provided object is made the first time it is asked for.
@@ -58,6 +68,9 @@ class Context:
     sink: Sink
     now: Callable[[], datetime] = utcnow
     name: str = "haechi"
+    member: str = field(default_factory=member_name)
+    roles: frozenset[Role] = frozenset()
+    leadership: Any = None
     options: dict[str, Any] = field(default_factory=dict)
     objects: dict[str, Any] = field(default_factory=dict)
     providers: dict[str, Callable[[Context], Any]] = field(default_factory=dict)
@@ -87,11 +100,14 @@ class Service:
     What ``build`` returns has ``start()`` and ``stop()``, each plain or async; None means the
     settings leave it off (no broker configured, say). The built object is published under
     ``name`` (``runtime["warnings"]``, ``app.state.warnings``), None when it does not run here.
+    What runs only for the engine role waits for this process to lead the engines (a standby
+    runs none of it); ``standby=True`` marks what runs all the same (its cluster membership).
     """
 
     name: str
     build: Callable[[Context], Any]
     roles: frozenset[Role]
+    standby: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,13 +115,15 @@ class Job:
     """Work done every ``period_s`` seconds (the first time one period after start).
 
     ``run`` takes the context; an async ``run`` is awaited on the event loop, a plain one runs
-    in a worker thread. A run that fails is logged and the job runs again next period.
+    in a worker thread. A run that fails is logged and the job runs again next period. Like a
+    service's, an engine job waits for the lead unless ``standby``.
     """
 
     name: str
     period_s: float | Callable[[Settings], float]
     run: Callable[[Context], Any]
     roles: frozenset[Role]
+    standby: bool = False
 
     def period(self, settings: Settings) -> float:
         return self.period_s(settings) if callable(self.period_s) else self.period_s

@@ -18,7 +18,8 @@ from haechi.core.events import Event
 from haechi.model.events import OBSERVATION_STORED, SENSOR_SILENT
 
 from .compose import Hooks
-from .part import API, ENGINE, LIVE, WORKER, Context, Job, Part, Service, load
+from .membership import HEARTBEAT_S, Membership, heartbeat
+from .part import ALL, API, ENGINE, LIVE, WORKER, Context, Job, Part, Service, load
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,11 @@ class NatsLink:
         self.context, self.bus = context, None
 
     async def start(self) -> None:
-        from haechi.bus.nats import NatsBus
+        from haechi.bus.nats import EventStream, NatsBus
 
-        self.bus = self.context.bus = await NatsBus.connect(self.context.settings.bus_url, name=self.context.name)
+        settings = self.context.settings
+        self.bus = self.context.bus = await NatsBus.connect(settings.bus_url, EventStream.of(settings.bus_prefix),
+                                                            name=self.context.name)
 
     async def stop(self) -> None:
         await self.bus.close()
@@ -50,7 +53,10 @@ class NatsLink:
 PLATFORM = Part(
     "platform",
     provides=(("webhook_policy", _webhook_policy),),
-    services=(Service("nats", lambda c: NatsLink(c) if c.settings.bus_url else None, LIVE),),
+    # every process shows itself in the cluster table, a standby engine too (haechi cluster status)
+    services=(Service("nats", lambda c: NatsLink(c) if c.settings.bus_url else None, LIVE),
+              Service("membership", Membership, ALL, standby=True)),
+    jobs=(Job("heartbeat", HEARTBEAT_S, heartbeat, ALL, standby=True),),
     routers=("haechi.api.areas:router", "haechi.api.places:router", "haechi.api.disasters:router",
              "haechi.api.projects:router", "haechi.api.reports:router", "haechi.api.access:router",
              "haechi.api.system:router"),
@@ -84,9 +90,11 @@ class IngestQueueLink:
         self.context = context
 
     async def start(self) -> None:
-        from haechi.ingest.queue import open_sink
+        from haechi.ingest.queue import IngestStream, open_sink
 
-        self.context.sink = await open_sink(self.context.pipeline, self.context.settings.bus_url)
+        settings = self.context.settings
+        queue = IngestStream.of(settings.bus_prefix)  # this installation's, as its workers use
+        self.context.sink = await open_sink(self.context.pipeline, settings.bus_url, queue)
 
     async def stop(self) -> None:
         await self.context.sink.close()

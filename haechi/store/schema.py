@@ -763,6 +763,25 @@ care_alerts = Table(
     Column("delivery", String(16)),  # the guardian webhook: delivered · failed · none
 )
 
+#: The guardian notices of each care alert, an outbox written with the alert: one row per (alert,
+#: guardian with a webhook), claimed with a lease by whoever delivers (the leading engine, or the
+#: API replica that raised the alert), so each guardian gets each alert once, across a failover.
+care_deliveries = Table(
+    "care_deliveries", metadata,
+    Column("id", BigId, primary_key=True),
+    Column("alert_id", ForeignKey("care_alerts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("guardian_id", ForeignKey("care_guardians.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),  # pending · delivered · failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("response_status", Integer),
+    Column("error", Text),
+    _when("next_attempt_at"),  # due from then; a claim moves it past the attempt (the lease)
+    _when("delivered_at"),
+    _when("created_at", nullable=False),
+    UniqueConstraint("alert_id", "guardian_id", name="uq_care_deliveries_alert_guardian"),
+    Index("ix_care_deliveries_due", "status", "next_attempt_at"),  # the sweep: pending and due
+)
+
 #: Every read of a ward's positions, shown to the ward's guardians.
 care_access_log = Table(
     "care_access_log", metadata,
@@ -833,3 +852,21 @@ lake_watermarks = Table(
     _when("updated_at", nullable=False),
 )
 # (warehouse tables end)
+
+# ── 12. The cluster (issue 15) ─────────────────────────────────────────────────────────
+#: Every running process (``haechi serve``, ``engine``, ``worker``) by name, heartbeating every few
+#: seconds: its roles, whether it leads the engines, and its JetStream consumer lag. A row not
+#: seen for a few heartbeats belongs to a process that died (``haechi cluster status`` says gone).
+cluster_members = Table(
+    "cluster_members", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("roles", String(64), nullable=False),  # "api", "engine", "api+engine", "worker"
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    _when("started_at", nullable=False),
+    _when("seen_at", nullable=False),
+    Column("leader", Boolean, nullable=False, default=False),
+    Column("lag", BigInteger),  # events not yet acknowledged by its durable consumers; None without any
+    Column("consumers", JSON),  # {consumer name: lag}
+)
+# (cluster tables end)

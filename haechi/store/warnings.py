@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
 from haechi.core.errors import Conflict, NotFound
 
-from .schema import alerts, warnings
+from .schema import alerts, observations, warnings
 from .sql import row_dict
 
 
@@ -77,3 +78,29 @@ def latest_alert_of(conn: Connection, warning_id: int) -> dict[str, Any] | None:
 def get_alert_by_identifier(conn: Connection, identifier: str) -> dict[str, Any] | None:
     row = conn.execute(select(alerts).where(alerts.c.identifier == identifier)).first()
     return row_dict(row) if row else None
+
+
+def recent_alerts(conn: Connection, since: datetime) -> list[dict[str, Any]]:
+    """(hazard, area_key, identifier) of the alerts of actual warnings in force or changed since
+    ``since``: what a new engine leader finds already decided."""
+    w = warnings.c
+    query = (select(w.hazard, w.area_key, alerts.c.identifier)
+             .join(alerts, alerts.c.warning_id == w.id)
+             .where(w.exercise.is_(False),
+                    or_(w.status == "active", w.updated_at >= since, w.cancelled_at >= since)))
+    return [row_dict(r) for r in conn.execute(query)]
+
+
+def good_readings(conn: Connection, stream_ids: Iterable[int], since: datetime) -> list[tuple]:
+    """(stream, phenomenon time, result, result time) of the QC-good numeric readings of these
+    streams from ``since`` on, oldest first: the history the warnings engine is rebuilt from."""
+    o = observations.c
+    ids = sorted(set(stream_ids))
+    found: list[tuple] = []
+    for start in range(0, len(ids), 1000):  # bounded IN lists
+        query = (select(o.datastream_id, o.phenomenon_time, o.result, o.result_time)
+                 .where(o.datastream_id.in_(ids[start:start + 1000]), o.phenomenon_time >= since,
+                        o.result_quality == "good", o.result.is_not(None)))
+        found += [tuple(r) for r in conn.execute(query)]
+    found.sort(key=lambda r: (r[1], r[0]))
+    return found

@@ -187,9 +187,27 @@ class RuleEngine:
         self.areas[(hazard, stream.info.area(criterion))][stream_id] = criterion
         return True
 
+    def settle(self, hazard: str, area: str, stream_id: int | None, level: str | None) -> None:
+        """Make the warning of ``hazard`` in ``area`` what the record says: none, or ``level`` from
+        ``stream_id``. A new leader replaying history overrides its own view with what was decided."""
+        levels = self.areas.get((hazard, area))
+        for sid in list(levels or ()):
+            state = self.streams[sid].hazards.get(hazard) if sid in self.streams else None
+            if state is not None:
+                state.active = None
+            del levels[sid]
+        if stream_id is not None and level is not None:
+            self.restore(stream_id, hazard, level)
+
     def active(self) -> dict[tuple[str, str], Criterion]:
         """Warnings in force: (hazard, area) → the criterion of their level."""
         return {key: max(levels.values(), key=lambda c: c.rank) for key, levels in self.areas.items() if levels}
+
+    def history_starts(self, decide_from: datetime) -> dict[str, datetime]:
+        """Per property observed, the first reading time from which a replay makes this engine decide
+        from ``decide_from`` on exactly as one that never stopped (see :func:`history_needed`)."""
+        return {prop: _history_start(decide_from - span, daily)
+                for prop, (span, daily) in history_needed(self.criteria).items()}
 
     # ── per stream ──
 
@@ -268,6 +286,33 @@ class RuleEngine:
                 derived_id, APPARENT, info.area_code, info.thing_id, info.place_kind, info.place_ref,
                 interval_s=info.interval_s))
         return self._advance(self.streams[derived_id], max(t1, t2), apparent_temperature(ta, rh))
+
+
+def history_needed(criteria: Iterable[Criterion]) -> dict[str, tuple[timedelta, bool]]:
+    """Per property a criterion reads (temperature and humidity for the apparent temperature):
+    how much history its decisions depend on, and whether it is judged by calendar days.
+
+    A criterion decides from its window's aggregate and from how long its issue (or lifting)
+    condition has held, counted from a run's first reading plus the window. Replayed from ``t0``,
+    the aggregate is exact from ``t0 + window`` on, and a run that began earlier is cut to start by
+    then: "held for the persistence" comes out the same from ``t0 + window + persistence`` on. So
+    ``window + max(persistence, lift persistence)`` is enough. Daily maxima (heat waves) keep whole
+    KST days: their replay starts at the midnight before (see :func:`_history_start`).
+    """
+    need: dict[str, tuple[timedelta, bool]] = {}
+    for c in criteria:
+        span = c.window + max(c.persistence, c.lift_persistence)
+        daily = isinstance(aggregator(c.aggregate, c.window), DailyMax)
+        for prop in (DERIVED_FROM if c.property == APPARENT else (c.property,)):
+            before, was_daily = need.get(prop, (timedelta(0), False))
+            need[prop] = (max(before, span), was_daily or daily)
+    return need
+
+
+def _history_start(start: datetime, daily: bool) -> datetime:
+    if not daily:
+        return start
+    return start.astimezone(KST).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _next_level(hazard: _StreamHazard, now: datetime) -> Criterion | None:

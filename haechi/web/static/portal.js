@@ -526,6 +526,7 @@ function connectStream() {
   es.addEventListener("error", () => { status.dataset.i18n = "liveOff"; status.textContent = t("liveOff"); });
   es.addEventListener("alert.sent", refresh);
   es.addEventListener("lagged", refresh);
+  es.addEventListener("reset", refresh);  // the events since its last are no longer kept: reload
 }
 
 // ── start ─────────────────────────────────────────────────────────────────────────────

@@ -78,6 +78,25 @@
   const map = L.map("map", { zoomControl: true, attributionControl: true, zoomSnap: 0.25, preferCanvas: false });
   map.attributionControl.setPrefix(false).addAttribution("NGII 행정구역 경계 · admin boundaries");
 
+  // ── base map: the Han River and the major roads, under the districts (no tile server) ─────
+  // A pane below the overlay pane (400), drawn on one canvas: thousands of road segments stay fast.
+  map.createPane("basemap").style.zIndex = 350;
+  const BASE = L.canvas({ pane: "basemap" });
+  const ROAD_STYLE = { 101: ["#7c3aed", 2.2], 102: ["#b91c1c", 2], 103: ["#d97706", 1.4], 104: ["#78716c", 1] };
+  function baseStyle(f) {
+    const p = f.properties || {};
+    if (p.layer === "water") return { stroke: false, fillColor: "#93c5fd", fillOpacity: 0.9 };
+    const [color, weight] = ROAD_STYLE[p.rank] || ["#a8a29e", 0.8];
+    return { color, weight, opacity: 0.85 };
+  }
+  async function drawBasemap() {
+    const base = await getJSON("/api/v1/basemap");
+    S.basemap = base;
+    L.geoJSON(base, { pane: "basemap", renderer: BASE, interactive: false, style: baseStyle }).addTo(map);
+    for (const a of base.attribution || []) if (a) map.attributionControl.addAttribution(esc(a));
+    legend();
+  }
+
   function districtLevels() {
     const out = {};
     for (const w of S.warnings) {
@@ -150,6 +169,13 @@
     }
     const items = ["none"].concat(LEVELS).map((l) => `<li><span class="swatch lv-${l}" aria-hidden="true"></span>${esc(lv(l))}</li>`);
     items.push(`<li><span class="swatch dot" aria-hidden="true"></span>${esc(pair(["관측소", "Station"]))}</li>`);
+    const base = S.basemap;
+    if (base && base.features.some((f) => f.properties.layer === "water"))
+      items.push(`<li><span class="swatch" style="background:#93c5fd" aria-hidden="true"></span>${esc(pair(["한강", "Han River"]))}</li>`);
+    if (base && base.roads)
+      items.push(`<li><span class="swatch" style="background:#b91c1c;height:3px" aria-hidden="true"></span>${esc(pair(["주요 도로", "Major roads"]))}</li>`);
+    // say where the road data has a hole (Gangdong-gu is not in the Seoul node-link cut)
+    if (base && base.roads && base.note) items.push(`<li class="muted" data-note="roads">${esc(base.note)}</li>`);
     $("legend").innerHTML = items.join("");
     $("legend").setAttribute("aria-label", t("legend"));
   }
@@ -682,6 +708,18 @@
       if (type === "incident.changed") addTimeline("incident", `<span class="tag">${esc(one(["사건", "Incident"]))}</span> ${esc(d.title || d.kind || "")} · ${esc(d.status || "")}`);
       reloadIncidents();
     });
+    // The server no longer holds the events since this room's last one (it restarted, or the room
+    // was away too long): what it shows may be stale, so it fetches everything again. A `lagged`
+    // needs nothing: the stream ends and the browser resumes it from the last event by itself.
+    es.addEventListener("reset", () => {
+      getJSON("/api/v1/state").then((state) => {
+        for (const d of state) {
+          S.state[d.datastream_id] = Object.assign(S.state[d.datastream_id] || {}, d);
+          S.stages[d.datastream_id] = stagesFor(d); upsertMarker(S.state[d.datastream_id]);
+        }
+      }).catch((e) => console.warn(e));
+      reloadWarnings(); reloadAlerts(); reloadIncidents();
+    });
     es.addEventListener("sensor.silent", (ev) => {
       const s = safeParse(ev.data) || {};
       const ds = S.state[s.datastream_id];
@@ -698,6 +736,7 @@
       getJSON("/api/v1/criteria").catch(() => []), getJSON("/api/v1/places?kind=river_gauge").catch(() => [])]);
     S.criteria = criteria; S.gauges = gauges;
     drawDistricts(fc);
+    drawBasemap().catch((e) => console.warn("base map", e));  // a backdrop: the room works without it
     for (const ds of state) { S.state[ds.datastream_id] = ds; S.stages[ds.datastream_id] = stagesFor(ds); upsertMarker(ds);
       if (ds.phenomenon_time > latest) latest = ds.phenomenon_time; }
     $("clock").textContent = fmtTime(latest);
