@@ -123,6 +123,22 @@ def test_an_event_on_the_bus_drops_the_kept_answers_of_every_view(small):
     assert "heard-1" in client.get("/alerts.atom").text
 
 
+def test_after_an_event_a_surge_of_readers_costs_one_render(small):
+    """The moment an alert is sent everyone reloads: concurrent misses wait for one render."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, engine = small
+    app = create_app(engine)
+    queries = Queries(engine)
+    with LiveServer(app) as server:
+        _, one_render = queries.during(lambda: httpx.get(f"{server.url}/alerts.atom").raise_for_status())
+        app.state.public_cache.invalidate()  # as on alert.sent
+        with ThreadPoolExecutor(32) as pool:
+            answers, ran = queries.during(lambda: list(pool.map(
+                lambda _: httpx.get(f"{server.url}/alerts.atom", timeout=30), range(64))))
+    assert {a.status_code for a in answers} == {200} and ran == one_render
+
+
 def test_a_render_begun_before_an_invalidation_is_not_kept():
     cache = PublicCache()
     key = ("http", b"testserver", "/alerts.atom", b"")
@@ -280,3 +296,15 @@ def test_an_alert_issued_through_one_replica_drops_what_the_others_kept(postgres
             assert [w["area_code"] for w in shown] == ["11680"]
     finally:
         engine.dispose()
+
+
+def test_several_worker_processes_need_a_bus(monkeypatch, tmp_path):
+    """Each `haechi serve --workers N` process is an API replica: without a bus each would run its
+    own engine and issue every alert N times, so it is refused, saying why."""
+    from typer.testing import CliRunner
+
+    from haechi.cli import app as cli
+
+    monkeypatch.delenv("HAECHI_BUS_URL", raising=False)
+    refused = CliRunner().invoke(cli, ["serve", "--workers", "2", "--database-url", f"sqlite:///{tmp_path / 'h.db'}"])
+    assert refused.exit_code == 2 and "needs a bus (HAECHI_BUS_URL)" in refused.output

@@ -216,6 +216,7 @@ def test_a_follower_that_does_not_read_is_dropped_and_the_others_get_everything(
             await bus.publish(silent(str(i)))  # returns at once: nobody waits on a reader
             got.append((await fast.next(1.0)).data["name"])
         assert got == ["0", "1", "2", "3", "4"]
+        assert await fast.next(0.05) is None  # nothing more within its timeout: the stream's heartbeat
         with pytest.raises(Lagged) as lag:
             await slow.next(1.0)
         assert lag.value.dropped == 5

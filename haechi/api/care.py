@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AnyHttpUrl, Field
 from shapely.geometry import Point, mapping, shape
@@ -22,15 +24,15 @@ from sqlalchemy import Connection
 
 from haechi.care import repository
 from haechi.care.geofence import parse_schedule
-from haechi.care.reports import read_item
+from haechi.care.reports import Refused, in_events, read_item
 from haechi.care.rules import rules
 from haechi.care.service import CareService, alert_body, around_m, in_school_hours, message_for
 from haechi.care.trips import route_line
 from haechi.core.clock import utcnow
-from haechi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from haechi.core.errors import Conflict, Forbidden, HaechiError, InvalidInput, NotFound
 from haechi.core.events import Event
 from haechi.model.access import Center, Role
-from haechi.model.events import CARE_ALERT, INCIDENT_OPENED
+from haechi.model.events import CARE_ALERT, CARE_REPORTS, INCIDENT_OPENED, event
 from haechi.store import deadletters, places
 from haechi.store.access import Principal
 from haechi.store.incidents import get_incident
@@ -288,11 +290,28 @@ async def delete_zone(request: Request, who: Guardian, engine: Db, ward_id: Ward
 # ── reports from devices over HTTP ──────────────────────────────────────────────────────
 
 
-@router.post("/reports/{kind}", summary="Device reports over HTTP · 기기 보고 (위치·활동·SOS)")
-async def post_reports(request: Request, who: Device, kind: Literal["position", "activity", "sos"]) -> dict[str, Any]:
+class NoCareEngine(HaechiError):
+    """Reports came to a process that neither judges them nor can hand them on: nothing would
+    store them, so the device must not count them as delivered."""
+
+    status = 503
+    title = "Service unavailable"
+
+
+@router.post("/reports/{kind}", summary="Device reports over HTTP · 기기 보고 (위치·활동·SOS)", responses={
+    202: {"description": "Queued for the care engine (an API replica of a cluster): judged there, moments later"}})
+async def post_reports(request: Request, response: Response, who: Device,
+                       kind: Literal["position", "activity", "sos"]) -> dict[str, Any]:
     """A JSON object or array; each names its ``device``. Refused reports are kept as dead letters
-    (without coordinates) and counted; the first refusal is named."""
+    (without coordinates) and counted; the first refusal is named.
+
+    Where this process runs the care engine (one process, the default) the reports are judged at
+    once: 200 with what was stored, refused and alerted. An API replica of a cluster hands them to
+    the leading engine over the bus instead and answers 202 once the bus holds them (``queued``;
+    the engine keeps refusals it finds, unknown devices or no consent, as dead letters), or 503
+    when the bus does not take them: send them again."""
     raw = await request.body()
+    source = f"http:{API_PREFIX}/care/reports/{kind}"
     try:
         document = json.loads(raw)
     except ValueError as exc:
@@ -300,7 +319,7 @@ async def post_reports(request: Request, who: Device, kind: Literal["position", 
 
         def keep() -> None:  # kept, but not its bytes: they may still hold someone's position
             with request.app.state.engine.begin() as conn:
-                deadletters.keep(conn, f"http:{API_PREFIX}/care/reports/{kind}", reason,
+                deadletters.keep(conn, source, reason,
                                  f"({len(raw)} bytes, not kept: unreadable reports may hold positions)")
         await anyio.to_thread.run_sync(keep)
         raise InvalidInput(reason, field="body") from None
@@ -308,11 +327,29 @@ async def post_reports(request: Request, who: Device, kind: Literal["position", 
     now = utcnow()
     items = [read_item(kind, item, now, service.max_future_s)
              for item in (document if isinstance(document, list) else [document])]
-    outcome = await service.report(items, f"http:{API_PREFIX}/care/reports/{kind}", now, token_id=who.token_id)
-    first = next((i for i in items if hasattr(i, "reason")), None)
+    first = next((i for i in items if isinstance(i, Refused)), None)
+    first_refusal = {"field": first.field, "reason": first.reason} if first else None
+    if not request.app.state.runtime.leading:  # no zones, trips or geofence states here: the leader judges
+        response.status_code = 202
+        return {"queued": await _hand_to_engine(request, items, source, now, who.token_id),
+                "first_refusal": first_refusal}
+    outcome = await service.report(items, source, now, token_id=who.token_id)
     return {"positions": outcome.positions, "activity": outcome.activity, "refused": outcome.refused,
-            "alerts": len(outcome.alerts),
-            "first_refusal": {"field": first.field, "reason": first.reason} if first else None}
+            "alerts": len(outcome.alerts), "first_refusal": first_refusal}
+
+
+async def _hand_to_engine(request: Request, items: list, source: str, now: datetime, token_id: int | None) -> int:
+    """Publish the reports for the leading engine (``care.reports``, as many events as their size
+    needs), each with an id of its own so that the engine stores it once; returns once the bus has
+    acknowledged them all (a NATS bus raises ``BusUnavailable``, a 503, when it does not)."""
+    bus = request.app.state.bus
+    if not bus.wants(CARE_REPORTS):  # an in-process bus with no engine on it
+        raise NoCareEngine("no care engine takes reports on this process's bus; set HAECHI_BUS_URL")
+    for reports in in_events(items):
+        await bus.publish(event(CARE_REPORTS, {"id": uuid.uuid4().hex, "source": source,
+                                               "received_at": now.isoformat(), "token_id": token_id,
+                                               "reports": reports}))
+    return len(items)
 
 
 # ── positions: the guarded read ─────────────────────────────────────────────────────────

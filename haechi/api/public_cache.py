@@ -54,6 +54,9 @@ MAX_ENTRY_BYTES = 4 * 1024 * 1024
 #: compressing saves nothing.
 GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 6  # zlib's default: most of level 9's saving for a fraction of its time
+#: Keys remembered as shared, for single-flight renders after an invalidation: every feed, language,
+#: district and page a surge asks for, with room to spare; the oldest are forgotten beyond.
+MAX_SHARED_KEYS = 10_000
 
 STATE_KEY = "haechi.public_cache"
 
@@ -147,7 +150,7 @@ class PublicCache:
         self._entries: OrderedDict[Key, Entry] = OrderedDict()
         self._bytes = 0
         self._generation = 0  # bumped on every invalidation: a render begun before one is not kept
-        self._shared: set[Key] = set()  # keys once stored: concurrent misses on them render once
+        self._shared: OrderedDict[Key, None] = OrderedDict()  # keys stored before: concurrent misses render once
         self._rendering: dict[Key, asyncio.Future[Entry | None]] = {}
         self._listening: dict[int, Callable[[], None]] = {}
         self.hits = self.misses = 0
@@ -200,9 +203,12 @@ class PublicCache:
         self._drop(key)
         self._entries[key] = entry
         self._bytes += entry.size
-        self._shared.add(key)
+        self._shared[key] = None
+        self._shared.move_to_end(key)
         while self._bytes > self.max_bytes and self._entries:
             self._drop(next(iter(self._entries)))
+        while len(self._shared) > MAX_SHARED_KEYS:  # queries nobody asks again fall out
+            self._shared.popitem(last=False)
         return True
 
     def _drop(self, key: Key) -> None:

@@ -18,7 +18,7 @@ from haechi.core.events import Event, Feed, Lagged
 from haechi.ingest import parse
 from haechi.ingest.pipeline import Pipeline, Report
 from haechi.model.access import Role
-from haechi.model.events import OBSERVATION_STORED, PUBLIC
+from haechi.model.events import OBSERVATION_STORED, PRIVATE, PUBLIC
 from haechi.store.access import Principal, authenticate
 
 from .auth import identify, require
@@ -285,7 +285,7 @@ async def _events(feed: Feed, staff: Principal | None, resume: str | None,
             if event is None:
                 yield ": heartbeat\n\n"
                 continue
-            if event.type not in PUBLIC and not _may_see(staff, event):
+            if event.type in PRIVATE or (event.type not in PUBLIC and not _may_see(staff, event)):
                 continue
             text = _text(event, item + 1 if batch is not None and event.id == batch else 0)
             batch = None  # only the first event can be the batch the client had part of

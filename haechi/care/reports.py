@@ -2,12 +2,17 @@
 
 A refused message is kept as a dead letter, but positions are personal data: the kept payload
 never holds a valid coordinate pair (``redacted``), only what explains the refusal.
+
+Read reports travel to the leading engine as JSON (``care.reports``, :func:`in_events`) when the
+API replica that took them over HTTP does not judge them itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +26,11 @@ TOPIC_KINDS = ("position", "activity", "sos")
 ACTIVITY_KINDS = ("door", "motion", "power")
 WITHHELD = "(withheld: personal location data)"
 MAX_MESSAGE_BYTES = 64 * 1024
+#: Largest ``care.reports`` event: well under NATS's default 1 MB message limit, whatever the HTTP
+#: body limit lets in (a refused report's kept payload is JSON inside JSON: escaping can double it).
+MAX_EVENT_BYTES = 256 * 1024
+#: Room left in an event for what surrounds its reports (id, source, times, token).
+EVENT_ENVELOPE_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,3 +170,47 @@ def redacted(item: dict[str, Any], keep: str | None = None) -> str:
 
 def _text(payload: bytes) -> str:
     return payload.decode("utf-8", errors="replace")
+
+
+# ── on the bus: reports an API replica hands to the leading engine ─────────────────────────
+
+
+#: Each report's class by the name it travels under.
+WIRE = {"position": Position, "activity": Activity, "sos": Sos, "refused": Refused}
+
+
+def to_wire(item: Position | Activity | Sos | Refused) -> dict[str, Any]:
+    """A read report as JSON-ready data (``haechi.model.events.CareReport``); :func:`from_wire` reads it back."""
+    fields = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+    if "at" in fields:
+        fields["at"] = fields["at"].isoformat()
+    return {"report": type(item).__name__.lower(), **fields}
+
+
+def from_wire(data: Mapping[str, Any]) -> Position | Activity | Sos | Refused:
+    fields = {k: v for k, v in data.items() if k != "report"}
+    if "at" in fields:
+        fields["at"] = datetime.fromisoformat(fields["at"])
+    return WIRE[data["report"]](**fields)
+
+
+def in_events(items: Sequence[Position | Activity | Sos | Refused],
+              max_bytes: int = MAX_EVENT_BYTES) -> list[list[dict[str, Any]]]:
+    """The reports as JSON, in order, in groups that each fit one event of ``max_bytes``. A refused
+    report too large alone (its kept payload, or a reason quoting a huge value) keeps only why."""
+    budget = max_bytes - EVENT_ENVELOPE_BYTES
+    groups: list[list[dict[str, Any]]] = []
+    size = budget + 1  # the first report opens a group
+    for item in items:
+        wire = to_wire(item)
+        length = len(orjson.dumps(wire)) + 1
+        if length > budget and isinstance(item, Refused):
+            wire = to_wire(Refused(None, item.field, item.reason[:500],
+                                   f"({length} bytes, not kept: more than a bus message holds)"))
+            length = len(orjson.dumps(wire)) + 1
+        if size + length > budget:
+            groups.append([])
+            size = 0
+        groups[-1].append(wire)
+        size += length
+    return groups

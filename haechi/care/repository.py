@@ -20,6 +20,7 @@ from haechi.store.schema import (
     care_guardians,
     care_incidents,
     care_positions,
+    care_report_events,
     care_trips,
     care_ward_guardians,
     care_wards,
@@ -230,7 +231,17 @@ def purge(conn: Connection, before: datetime) -> dict[str, int]:
     a = care_alerts.c
     removed["alert_positions"] = conn.execute(update(care_alerts).where(
         a.at < before, or_(a.lon.is_not(None), a.lat.is_not(None))).values(lon=None, lat=None)).rowcount
+    # the bus redelivers within minutes (a few tries, then it gives an event up): a retention's ids is ample
+    removed["report_events"] = conn.execute(delete(care_report_events).where(
+        care_report_events.c.handled_at < before)).rowcount
     return removed
+
+
+def first_handling(conn: Connection, event_id: str, now: datetime) -> bool:
+    """Record that the ``care.reports`` event ``event_id`` is being stored, in the transaction
+    storing it; False when it was already (a redelivery: store nothing). A concurrent transaction
+    holding the same id makes this wait for its outcome."""
+    return insert_new(conn, care_report_events, [{"id": event_id, "handled_at": now}], ["id"]) == 1
 
 
 # ── alerts ──

@@ -17,6 +17,11 @@ A service that starts (a new leader) rebuilds its state from the store first (:m
 recent positions replayed through the geofence and the active trips, and what was already alerted
 read back from the stored alerts, so a ward who left a zone before the failover raises no second
 "left" alert, and one who leaves during it raises exactly one.
+
+Reports come from the care devices' MQTT consumer beside this service, from the HTTP route of this
+process when it runs the engine (the embedded default), and, in a cluster, from the API replicas
+that took them over HTTP: a ``care.reports`` event each, consumed durably here and acknowledged
+once stored, each event stored once however often it is delivered.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from haechi.core.clock import KST, utcnow
 from haechi.core.egress import GuardedTransport, RefusedTarget, WebhookPolicy
 from haechi.core.errors import Conflict, InvalidInput
 from haechi.core.events import Bus, Event
-from haechi.model.events import CARE_ALERT, WARNING_CHANGED
+from haechi.model.events import CARE_ALERT, CARE_REPORTS, WARNING_CHANGED
 from haechi.model.geo import TO_DEGREES, TO_METRES, transform
 from haechi.store import deadletters
 from haechi.store.incidents import add_reported, get_incident
@@ -49,7 +54,7 @@ from . import repository, welfare
 from .geofence import Geofence, Zone, parse_schedule
 from .hazards import active_warnings, hazard_areas
 from .messages import render
-from .reports import Activity, Position, Refused, Sos
+from .reports import Activity, Position, Refused, Sos, from_wire
 from .rules import rules, welfare_rules
 from .trips import TripRules, TripWatch, check_position, is_overdue, route_line
 
@@ -104,7 +109,7 @@ class CareService:
         self._hazard_cache: dict = {}
         self._school_alerted: set[tuple[int, int]] = set()
         self._lock = asyncio.Lock()
-        self._unsubscribe = None
+        self._unsubscribe: list = []
         self._lease = timedelta(seconds=webhook_timeout_s) + CLAIM_MARGIN
         self._delivering: dict[int, asyncio.Task] = {}  # by care alert id
         # Devices and wards never change kind or owner once registered (no such endpoint), so the
@@ -115,14 +120,17 @@ class CareService:
     # ── life cycle ──
 
     async def start(self) -> None:
-        """Rebuild from the store, listen for warnings, and deliver the notices left pending."""
+        """Rebuild from the store, listen for warnings and for reports API replicas took, and deliver
+        the notices left pending."""
         await asyncio.to_thread(self.load)
-        self._unsubscribe = self.bus.subscribe(WARNING_CHANGED, self._on_warning)
+        self._unsubscribe = [self.bus.subscribe(WARNING_CHANGED, self._on_warning),
+                             self.bus.subscribe(CARE_REPORTS, self._on_reports)]
         await self.resume()
 
     async def stop(self) -> None:
-        if self._unsubscribe:
-            self._unsubscribe()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
         for task in list(self._delivering.values()):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, self.webhook_timeout_s)
@@ -228,25 +236,40 @@ class CareService:
     # ── reports from devices (MQTT and HTTP) ──
 
     async def report(self, items: Sequence[Position | Activity | Sos | Refused], source: str,
-                     now: datetime | None = None, token_id: int | None = None) -> Outcome:
+                     now: datetime | None = None, token_id: int | None = None, once: str | None = None) -> Outcome:
         """Store and evaluate reports. ``token_id``: the HTTP device token they came with (None over
-        MQTT, where the broker's own credentials decide who may publish on a device's topic)."""
-        return await self.report_groups([(items, source)], now, token_id)
+        MQTT, where the broker's own credentials decide who may publish on a device's topic).
+        ``once``: the id of the event that brought them; stored already, nothing is done again."""
+        return await self.report_groups([(items, source)], now, token_id, once)
 
     async def report_groups(self, groups: Sequence[tuple[Sequence[Position | Activity | Sos | Refused], str]],
-                            now: datetime | None = None, token_id: int | None = None) -> Outcome:
+                            now: datetime | None = None, token_id: int | None = None,
+                            once: str | None = None) -> Outcome:
         """Reports from several sources (each names the dead letters of its refusals) in one
         transaction: a batch is stored whole or not at all, so a redelivered batch is never half
         stored twice."""
         async with self._lock:
             outcome = await asyncio.to_thread(self._handle, [(list(i), s) for i, s in groups], now or utcnow(),
-                                              token_id)
+                                              token_id, once)
         await self.announce(outcome.alerts)
         return outcome
 
-    def _handle(self, groups, now: datetime, token_id: int | None = None) -> Outcome:
+    async def _on_reports(self, event: Event) -> None:
+        """Reports an API replica took over HTTP (``care.reports``), judged as its route would have
+        judged them here: the same dead letters, device binding and alerts. The bus acknowledges the
+        event once this returns, after the commit; one delivered again is skipped in the store."""
+        data = event.data
+        outcome = await self.report([from_wire(r) for r in data["reports"]], data["source"],
+                                    datetime.fromisoformat(data["received_at"]), data["token_id"], once=data["id"])
+        log.debug("care reports %s from an API replica: %d positions, %d activity, %d refused, %d alerts",
+                  data["id"], outcome.positions, outcome.activity, outcome.refused, len(outcome.alerts))
+
+    def _handle(self, groups, now: datetime, token_id: int | None = None, once: str | None = None) -> Outcome:
         outcome = Outcome()
         with self.engine.begin() as conn:
+            if once is not None and not repository.first_handling(conn, once, now):
+                log.info("care reports %s were stored already (delivered again): skipped", once)
+                return outcome
             accepted = [pair for items, source in groups
                         for pair in self._accept(conn, items, source, now, outcome, token_id)]
             positions = [(i, d) for i, d in accepted if isinstance(i, Position)]

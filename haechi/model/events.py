@@ -108,6 +108,35 @@ class CareAlert(TypedDict):
     at: str
 
 
+class CareReport(TypedDict):
+    """One device report as the API read it (``haechi.care.reports``): only the fields of its kind."""
+
+    report: str  # position · activity · sos · refused
+    device: str | None  # None only for a refused report that named no readable device
+    at: NotRequired[str]  # ISO 8601, UTC; not for refused reports
+    lon: NotRequired[float | None]  # position, sos (None: no fix)
+    lat: NotRequired[float | None]
+    accuracy_m: NotRequired[float | None]  # position
+    kind: NotRequired[str | None]  # activity: door · motion · power; None = the device's own kind
+    field: NotRequired[str]  # refused: what was wrong, why, and the report without its position
+    reason: NotRequired[str]
+    payload: NotRequired[str]
+
+
+class CareReports(TypedDict):
+    """Owner: care. Device reports an API replica took over HTTP and hands to the leading engine,
+    whose care service judges them as if they had come to it (``POST /api/v1/care/reports/{kind}``).
+
+    Positions of people: never on a live stream (:data:`PRIVATE`).
+    """
+
+    id: str  # unique per event: the engine stores each once, however often it is delivered
+    source: str  # the dead letters' source: http:/api/v1/care/reports/<kind>
+    received_at: str  # ISO 8601: when the API took them (consent is judged then)
+    token_id: int | None  # the device token they came with: a device is bound to the first that speaks for it
+    reports: list[CareReport]
+
+
 class IncidentOpened(TypedDict):
     """Owner: care, for now. A guardian reported a ward missing and a missing-person incident opened.
 
@@ -202,6 +231,7 @@ WARNING_CHANGED: Final = "warning.changed"
 WARNING_ACKNOWLEDGED: Final = "warning.acknowledged"
 ALERT_SENT: Final = "alert.sent"
 CARE_ALERT: Final = "care.alert"
+CARE_REPORTS: Final = "care.reports"
 INCIDENT_OPENED: Final = "incident.opened"
 INCIDENT_CHANGED: Final = "incident.changed"
 UNIT_CHANGED: Final = "unit.changed"
@@ -217,6 +247,7 @@ PAYLOADS: Final[dict[str, type]] = {
     WARNING_ACKNOWLEDGED: WarningAcknowledged,
     ALERT_SENT: AlertSent,
     CARE_ALERT: CareAlert,
+    CARE_REPORTS: CareReports,
     INCIDENT_OPENED: IncidentOpened,
     INCIDENT_CHANGED: IncidentChanged,
     UNIT_CHANGED: UnitChanged,
@@ -228,6 +259,9 @@ PAYLOADS: Final[dict[str, type]] = {
 #: Events anyone may follow on the live stream: they name no person and no staff-only place.
 #: Every other event (incidents, units, drones, CCTV, care) is for staff.
 PUBLIC: Final = frozenset({OBSERVATION_STORED, SENSOR_SILENT, WARNING_CHANGED, WARNING_ACKNOWLEDGED, ALERT_SENT})
+#: Events no live stream shows, to staff neither: they carry people's positions, which only a ward's
+#: guardians read (or operators during a missing-person search, each read logged).
+PRIVATE: Final = frozenset({CARE_REPORTS})
 
 
 def event(name: str, data: Mapping[str, Any]) -> Event:

@@ -782,6 +782,15 @@ care_deliveries = Table(
     Index("ix_care_deliveries_due", "status", "next_attempt_at"),  # the sweep: pending and due
 )
 
+#: The ``care.reports`` events the engine has stored (reports an API replica took over HTTP), written
+#: in the reports' own transaction: an event delivered again (its engine died between commit and
+#: ack) is stored and alerted once. Purged with the positions.
+care_report_events = Table(
+    "care_report_events", metadata,
+    Column("id", String(64), primary_key=True),
+    _when("handled_at", nullable=False, index=True),
+)
+
 #: Every read of a ward's positions, shown to the ward's guardians.
 care_access_log = Table(
     "care_access_log", metadata,
