@@ -347,8 +347,11 @@ def serve(
     if workers == 1:
         uvicorn.run(create_app(engine, settings), host=host, port=port, log_level="warning")
         return
+    from haechi.api.serving import NO_DELAY_HTTP
+
     os.environ["HAECHI_DATABASE_URL"] = database_url or settings.database_url  # read by each worker process
-    uvicorn.run("haechi.cli:served_app", factory=True, workers=workers, host=host, port=port, log_level="warning")
+    uvicorn.run("haechi.cli:served_app", factory=True, workers=workers, http=NO_DELAY_HTTP, host=host, port=port,
+                log_level="warning")
 
 
 def served_app():

@@ -23,13 +23,23 @@ lifting hour after it ends near now.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from cluster_support import PATIENCE_S, TAKEOVER_BOUND_S, Cluster, free_port, fresh_postgres, nats_prefix, until
+from cluster_support import (
+    PATIENCE_S,
+    TAKEOVER_BOUND_S,
+    Cluster,
+    Process,
+    free_port,
+    fresh_postgres,
+    nats_prefix,
+    until,
+)
 from sqlalchemy import select
 from test_channels_support import Receiver
 
@@ -50,6 +60,8 @@ RISE = [(-25, 7.9), (-20, 8.0), (-15, 8.1), (-10, 8.25), (-5, 8.4)]
 CROSSING = (0, 8.6)
 CREST = [(2, 8.8), (4, 9.0), (6, 8.7)]
 FALL = [(8, 8.1), *((m, round(8.0 - (m - 13) / 150, 3)) for m in range(13, 61, 5))]
+#: How long the processes get to stop cleanly at the end before they are killed.
+STOP_S = 20.0
 LOCAL_WEBHOOKS = {"webhook_allow_http": "true", "webhook_allowed_networks": json.dumps(["127.0.0.1/32"])}
 
 
@@ -98,11 +110,22 @@ def test_a_flood_through_two_apis_two_engines_and_two_workers_with_kills_gives_e
             run_flood(cluster, receiver, timeline)
         finally:
             print(f"\ntimeline of the flood through the cluster:\n{timeline}")
-            for process in cluster.processes:
-                if process.popen.poll() is None:
-                    process.popen.kill()  # kill -9: the finally must not wait on a stuck process
-                    process.popen.wait(PATIENCE_S)
-            cluster.close()
+            stop_all(cluster.processes)
+            cluster.db.dispose()
+
+
+def stop_all(processes: list[Process]) -> None:
+    """SIGTERM to every process still running, then ``kill -9`` to any that has not ended in time."""
+    for process in processes:
+        if process.popen.poll() is None:
+            process.popen.terminate()
+    deadline = time.monotonic() + STOP_S
+    for process in processes:
+        try:
+            process.popen.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.popen.kill()
+            process.popen.wait()
 
 
 def run_flood(cluster: Cluster, receiver: Receiver, timeline: Timeline) -> None:
@@ -140,7 +163,8 @@ def run_flood(cluster: Cluster, receiver: Receiver, timeline: Timeline) -> None:
 
     post([CROSSING])
     killed_at = leader.kill_9()
-    timeline.note(f"crossing {CROSSING[1]} m acknowledged; leader {leader_name} killed -9", killed_at)
+    timeline.note(f"crossing {CROSSING[1]} m (advisory {ADVISORY_M} m) acknowledged; leader {leader_name} killed -9",
+                  killed_at)
     took_over = standby.wait_for("running engine:") - killed_at
     timeline.note(f"{standby_name} runs the engine ({took_over:.2f} s after the kill)", killed_at + took_over)
     print(f"\ntakeover after kill -9 of the leading engine: {took_over:.2f} s")
@@ -150,8 +174,8 @@ def run_flood(cluster: Cluster, receiver: Receiver, timeline: Timeline) -> None:
     issued = until(lambda: messages(cluster, "Alert"))
     timeline.note(f"CAP Alert stored: {issued[0]}")
     rebuilt = standby.wait_for("warnings engine rebuilt")
-    timeline.note("new leader: " + next(line for at, line in standby.lines if at == rebuilt).split(": ", 1)[-1].strip(),
-                  rebuilt)
+    said = next(line for at, line in standby.lines if at == rebuilt and "warnings engine rebuilt" in line)
+    timeline.note(f"{standby_name}: {said[said.index('warnings engine rebuilt'):].strip()}", rebuilt)
 
     post(CREST[:2])
     workers[0].kill_9()

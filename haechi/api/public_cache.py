@@ -72,10 +72,10 @@ class Policy:
     keep_s: float | None = None
 
 
-#: Feeds and warnings in force: a browser, reverse proxy or CDN may reuse them 10 s and serve a
-#: copy up to 30 s older while it fetches a new one. A new warning reaches everyone within
-#: 10 s, well inside a warning's own cadence (the engine decides on readings a minute apart),
-#: while a surge of readers costs this server one answer per 10 s per cache in front of it.
+#: Feeds and warnings in force: a browser, reverse proxy or CDN may reuse them 10 s, so a citizen
+#: sees a new warning at most 10 s after the situation room does, while a surge of readers costs
+#: this server one answer per 10 s per cache in front of it; and serve a copy up to 30 s older
+#: while it fetches the new one, so a cache whose origin is slow under the surge still answers.
 FEED = Policy("public, max-age=10, stale-while-revalidate=30", events=True)
 #: One alert as sent (CAP XML or JSON): a sent message never changes (an Update is a new one).
 DOCUMENT = Policy("public, max-age=300", events=True)

@@ -140,7 +140,9 @@ function el(tag, attrs = {}, ...children) {
 }
 
 async function getJSON(path) {
-  const res = await fetch(API + path, { headers: { Accept: "application/json" } });
+  // Revalidated each time (an unchanged answer is a 304 from the server's memory): the stream says
+  // when something changed, and the browser must not answer from its own copy (max-age) then.
+  const res = await fetch(API + path, { headers: { Accept: "application/json" }, cache: "no-cache" });
   if (!res.ok) throw new Error(`${res.status} ${path}`);
   return res.json();
 }

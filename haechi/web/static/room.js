@@ -64,7 +64,9 @@
   };
   const fmtNum = (v) => (typeof v === "number" ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2)) : esc(v));
   async function getJSON(url) {
-    const r = await fetch(url, { headers: { Accept: "application/json" } });
+    // Revalidated each time (an unchanged answer is a 304 from the server's memory): the stream says
+    // when something changed, and the browser must not answer from its own copy (max-age) then.
+    const r = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-cache" });
     if (!r.ok) throw new Error(url + " → " + r.status);
     return r.json();
   }
