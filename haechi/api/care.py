@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -32,7 +32,7 @@ from haechi.core.clock import utcnow
 from haechi.core.errors import Conflict, Forbidden, HaechiError, InvalidInput, NotFound
 from haechi.core.events import Event
 from haechi.model.access import Center, Role
-from haechi.model.events import CARE_ALERT, CARE_REPORTS, INCIDENT_OPENED, event
+from haechi.model.events import CARE_ALERT, CARE_CHANGED, CARE_REPORTS, INCIDENT_OPENED, event
 from haechi.store import deadletters, places
 from haechi.store.access import Principal
 from haechi.store.incidents import get_incident
@@ -192,7 +192,7 @@ async def withdraw_consent(request: Request, who: Guardian, engine: Db, ward_id:
             return repository.withdraw_consent(conn, ward_id, now)
 
     withdrawn = await anyio.to_thread.run_sync(withdraw)
-    await _service(request).forget(ward_id)
+    await _changed(request, ward_id, "consent", lambda care: care.forget(ward_id))
     return {"ward_id": ward_id, "withdrawn": withdrawn}
 
 
@@ -201,6 +201,20 @@ def list_consents(who: Guardian, engine: Db, ward_id: WardId) -> list[dict[str, 
     with engine.begin() as conn:
         _own_ward(conn, who, ward_id)
         return repository.consents(conn, ward_id)
+
+
+async def _changed(request: Request, ward_id: int, what: str,
+                   here: Callable[[CareService], Awaitable[None]]) -> None:
+    """A ward's zones, trip or consent changed (committed already). The process that leads runs the
+    care service: ``here`` updates it. An API replica has none that watches anything, so it tells the
+    leading engine (``care.changed``), which reloads the ward from the store. An in-process bus with
+    no engine on it tells nobody: an engine reads everything from the store when it starts."""
+    if request.app.state.runtime.leading:
+        await here(_service(request))
+        return
+    bus = request.app.state.bus
+    if bus.wants(CARE_CHANGED):  # NATS: durable, waits for an engine that is down (BusUnavailable: 503)
+        await bus.publish(event(CARE_CHANGED, {"ward_id": ward_id, "what": what}))
 
 
 # ── devices and zones ───────────────────────────────────────────────────────────────────
@@ -250,7 +264,7 @@ async def add_zone(request: Request, body: ZoneIn, who: Guardian, engine: Db, wa
                                                        "geometry": geometry, "schedule": schedule})
 
     zone = await anyio.to_thread.run_sync(save)
-    await _service(request).reload_zones()
+    await _changed(request, ward_id, "zone", lambda care: care.reload_zones())
     return zone
 
 
@@ -284,7 +298,7 @@ async def delete_zone(request: Request, who: Guardian, engine: Db, ward_id: Ward
             repository.delete_zone(conn, ward_id, zone_id)
 
     await anyio.to_thread.run_sync(remove)
-    await _service(request).reload_zones()
+    await _changed(request, ward_id, "zone", lambda care: care.reload_zones())
 
 
 # ── reports from devices over HTTP ──────────────────────────────────────────────────────
@@ -493,7 +507,7 @@ async def start_trip(request: Request, body: TripIn, who: Guardian, engine: Db, 
             return trip | {"safe_spots": safe_spots(conn, route)}
 
     trip = await anyio.to_thread.run_sync(save)
-    await _service(request).add_trip(trip)
+    await _changed(request, ward_id, "trip", lambda care: care.add_trip(trip))
     return trip
 
 
@@ -529,7 +543,7 @@ async def end_trip(request: Request, who: Guardian, engine: Db, trip_id: Id) -> 
             return repository.get_trip(conn, trip_id)
 
     trip = await anyio.to_thread.run_sync(end)
-    await _service(request).end_trip(trip["ward_id"])
+    await _changed(request, trip["ward_id"], "trip", lambda care: care.end_trip(trip["ward_id"]))
     return trip
 
 

@@ -21,7 +21,9 @@ read back from the stored alerts, so a ward who left a zone before the failover 
 Reports come from the care devices' MQTT consumer beside this service, from the HTTP route of this
 process when it runs the engine (the embedded default), and, in a cluster, from the API replicas
 that took them over HTTP: a ``care.reports`` event each, consumed durably here and acknowledged
-once stored, each event stored once however often it is delivered.
+once stored, each event stored once however often it is delivered. Zones, trips and consent changed
+through an API replica come as ``care.changed`` events, also durable: the ward is reloaded from the
+store (:meth:`CareService.reload_ward`), which the change was committed to before the event left.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from haechi.core.clock import KST, utcnow
 from haechi.core.egress import GuardedTransport, RefusedTarget, WebhookPolicy
 from haechi.core.errors import Conflict, InvalidInput
 from haechi.core.events import Bus, Event
-from haechi.model.events import CARE_ALERT, CARE_REPORTS, WARNING_CHANGED
+from haechi.model.events import CARE_ALERT, CARE_CHANGED, CARE_REPORTS, WARNING_CHANGED
 from haechi.model.geo import TO_DEGREES, TO_METRES, transform
 from haechi.store import deadletters
 from haechi.store.incidents import add_reported, get_incident
@@ -120,11 +122,12 @@ class CareService:
     # ── life cycle ──
 
     async def start(self) -> None:
-        """Rebuild from the store, listen for warnings and for reports API replicas took, and deliver
-        the notices left pending."""
+        """Rebuild from the store, listen for warnings and for the reports and changes API replicas
+        took, and deliver the notices left pending."""
         await asyncio.to_thread(self.load)
         self._unsubscribe = [self.bus.subscribe(WARNING_CHANGED, self._on_warning),
-                             self.bus.subscribe(CARE_REPORTS, self._on_reports)]
+                             self.bus.subscribe(CARE_REPORTS, self._on_reports),
+                             self.bus.subscribe(CARE_CHANGED, self._on_changed)]
         await self.resume()
 
     async def stop(self) -> None:
@@ -232,6 +235,30 @@ class CareService:
         async with self._lock:
             self.geofence.forget(ward_id)
             self.trips.pop(ward_id, None)
+
+    async def reload_ward(self, ward_id: int) -> None:
+        """The ward's zones, trip and consent as the store has them now: what an API replica changed
+        (``care.changed``). Twice is harmless: a trip already watched keeps its state."""
+        async with self._lock:
+            await asyncio.to_thread(self._in_tx, self._reload_ward, ward_id)
+
+    def _reload_ward(self, conn, ward_id: int) -> None:
+        self._load_zones(conn)  # all wards' zones: the geofence keeps them in one array
+        if ward_id not in repository.consenting(conn, [ward_id], utcnow()):  # withdrawn: forgotten, as here
+            self.geofence.forget(ward_id)
+            self.trips.pop(ward_id, None)
+            return
+        trip = next((t for t in repository.active_trips(conn) if t["ward_id"] == ward_id), None)
+        watched = self.trips.get(ward_id)
+        if trip is None:
+            self.trips.pop(ward_id, None)
+        elif watched is None or watched.trip_id != trip["id"]:
+            self._watch_trip(trip)
+
+    async def _on_changed(self, event: Event) -> None:
+        await self.reload_ward(event.data["ward_id"])
+        log.info("care ward %d reloaded: its %s changed through an API replica",
+                 event.data["ward_id"], event.data["what"])
 
     # ── reports from devices (MQTT and HTTP) ──
 

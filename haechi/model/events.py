@@ -137,6 +137,17 @@ class CareReports(TypedDict):
     reports: list[CareReport]
 
 
+class CareChanged(TypedDict):
+    """Owner: care. A guardian changed a ward's zones, trip or consent through an API replica; the
+    leading engine's care service reloads that ward from the store (twice is harmless).
+
+    Never on a live stream (:data:`PRIVATE`): it says which ward is being watched, and when.
+    """
+
+    ward_id: int
+    what: str  # zone · trip · consent: what changed (the engine reloads all three alike)
+
+
 class IncidentOpened(TypedDict):
     """Owner: care, for now. A guardian reported a ward missing and a missing-person incident opened.
 
@@ -232,6 +243,7 @@ WARNING_ACKNOWLEDGED: Final = "warning.acknowledged"
 ALERT_SENT: Final = "alert.sent"
 CARE_ALERT: Final = "care.alert"
 CARE_REPORTS: Final = "care.reports"
+CARE_CHANGED: Final = "care.changed"
 INCIDENT_OPENED: Final = "incident.opened"
 INCIDENT_CHANGED: Final = "incident.changed"
 UNIT_CHANGED: Final = "unit.changed"
@@ -248,6 +260,7 @@ PAYLOADS: Final[dict[str, type]] = {
     ALERT_SENT: AlertSent,
     CARE_ALERT: CareAlert,
     CARE_REPORTS: CareReports,
+    CARE_CHANGED: CareChanged,
     INCIDENT_OPENED: IncidentOpened,
     INCIDENT_CHANGED: IncidentChanged,
     UNIT_CHANGED: UnitChanged,
@@ -261,7 +274,7 @@ PAYLOADS: Final[dict[str, type]] = {
 PUBLIC: Final = frozenset({OBSERVATION_STORED, SENSOR_SILENT, WARNING_CHANGED, WARNING_ACKNOWLEDGED, ALERT_SENT})
 #: Events no live stream shows, to staff neither: they carry people's positions, which only a ward's
 #: guardians read (or operators during a missing-person search, each read logged).
-PRIVATE: Final = frozenset({CARE_REPORTS})
+PRIVATE: Final = frozenset({CARE_REPORTS, CARE_CHANGED})
 
 
 def event(name: str, data: Mapping[str, Any]) -> Event:
