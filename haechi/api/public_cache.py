@@ -239,6 +239,8 @@ class PublicCacheMiddleware:
             request = _Look(scope)
             if request.authorized:
                 await self.app(scope, receive, _private(send))
+            elif request.stream:  # a live stream (EventSource) is never kept: no layer on each of its events
+                await self.app(scope, receive, send)
             else:
                 await self._anonymous(scope, receive, send, request)
         finally:
@@ -358,10 +360,10 @@ def _not_modified(entry: Entry, variant: Variant, request: _Look) -> bool:
 class _Look:
     """The few request headers the cache reads, found in one pass."""
 
-    __slots__ = ("authorized", "gzip", "host", "if_modified_since", "if_none_match")
+    __slots__ = ("authorized", "gzip", "host", "if_modified_since", "if_none_match", "stream")
 
     def __init__(self, scope: Scope) -> None:
-        self.authorized, self.gzip, self.host = False, False, b""
+        self.authorized, self.gzip, self.stream, self.host = False, False, False, b""
         self.if_none_match = self.if_modified_since = None
         for name, value in scope["headers"]:
             if name == b"host":
@@ -370,6 +372,8 @@ class _Look:
                 self.authorized = True
             elif name == b"accept-encoding":
                 self.gzip = accepts_gzip(value)
+            elif name == b"accept":
+                self.stream = b"text/event-stream" in value
             elif name == b"if-none-match":
                 self.if_none_match = value
             elif name == b"if-modified-since":
