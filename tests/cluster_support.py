@@ -16,13 +16,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from conftest import POSTGRES_URL, service_unavailable
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+import conftest
+from conftest import service_unavailable
+from sqlalchemy import create_engine
 
 from haechi.bus.nats import EventStream, connect_nats
 from haechi.ingest.queue import IngestStream
-from haechi.store import cluster, open_db
+from haechi.store import cluster
 
 NATS_URL = os.environ.get("HAECHI_TEST_NATS_URL", "nats://127.0.0.1:4222")
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,22 +48,8 @@ def nats_up() -> None:
 @contextlib.contextmanager
 def fresh_postgres() -> Iterator[str]:
     """A new, migrated PostgreSQL database (advisory locks are per database: its own election)."""
-    admin_url = make_url(POSTGRES_URL)
-    name = f"haechi_cluster_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means "unavailable"
-        service_unavailable("PostgreSQL", exc)
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    open_db(url).dispose()
-    try:
+    with conftest.fresh_postgres("haechi_cluster") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextlib.contextmanager

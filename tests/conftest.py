@@ -6,9 +6,11 @@ they fail instead, because CI must prove them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,11 +39,11 @@ def service_unavailable(what: str, why: Exception | str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A fresh, migrated PostgreSQL database for this test session, dropped at the end."""
+@contextlib.contextmanager
+def fresh_postgres(prefix: str = "haechi_test") -> Iterator[str]:
+    """A new, migrated PostgreSQL database of its own, dropped afterwards."""
     admin_url = make_url(POSTGRES_URL)
-    name = f"haechi_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
@@ -50,10 +52,19 @@ def postgres_url():
         service_unavailable("PostgreSQL", exc)
     url = admin_url.set(database=name).render_as_string(hide_password=False)
     open_db(url).dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh, migrated PostgreSQL database for this test session, dropped at the end."""
+    with fresh_postgres() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
