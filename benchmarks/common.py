@@ -77,11 +77,17 @@ def start_server(db: Path, **settings: str) -> tuple[subprocess.Popen, str]:
     server = subprocess.Popen([sys.executable, "-m", "haechi.cli", "serve"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
+    wait_healthy(server, url, tries=600)
+    return server, url
+
+
+def wait_healthy(server: subprocess.Popen, url: str, tries: int) -> None:
+    """Wait until the server at ``url`` answers /healthz (every 50 ms); stop it and raise if it never does."""
+    for _ in range(tries):
         try:
             if httpx.get(f"{url}/healthz").status_code == 200:
-                return server, url
+                return
         except httpx.TransportError:
             time.sleep(0.05)
     server.terminate()
-    raise RuntimeError("haechi serve did not answer /healthz")
+    raise RuntimeError(f"the server at {url} did not answer /healthz")

@@ -38,7 +38,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import free_port, fresh_db
+from benchmarks.common import free_port, fresh_db, wait_healthy
 from haechi.cities.load import load_city
 from haechi.model.events import ALERT_SENT
 from haechi.store import access
@@ -87,14 +87,8 @@ def start(db: Path, times: Path, gc_threshold: int | None) -> tuple[subprocess.P
     port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(db), str(port), str(times),
                                str(gc_threshold or 0)], stdout=subprocess.DEVNULL)
-    for _ in range(1200):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return server, port
-        except httpx.TransportError:
-            time.sleep(0.05)
-    server.terminate()
-    raise RuntimeError("the server did not answer /healthz")
+    wait_healthy(server, f"http://127.0.0.1:{port}", tries=1200)
+    return server, port
 
 
 class Client(asyncio.Protocol):
