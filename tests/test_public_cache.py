@@ -35,16 +35,20 @@ class Queries:
     """Counts the SQL statements an engine runs: an answer from memory runs none."""
 
     def __init__(self, engine) -> None:
-        self.count = 0
+        self.statements: list[str] = []
         sa_event.listen(engine, "before_cursor_execute", self._seen)
 
-    def _seen(self, *args) -> None:
-        self.count += 1
+    def _seen(self, conn, cursor, statement, *args) -> None:
+        self.statements.append(statement)
 
     def during(self, call):
-        before = self.count
+        result, ran = self.during_statements(call)
+        return result, len(ran)
+
+    def during_statements(self, call):
+        before = len(self.statements)
         result = call()
-        return result, self.count - before
+        return result, self.statements[before:]
 
 
 @pytest.fixture
@@ -131,12 +135,15 @@ def test_after_an_event_a_surge_of_readers_costs_one_render(small):
     app = create_app(engine)
     queries = Queries(engine)
     with LiveServer(app) as server:
-        _, one_render = queries.during(lambda: httpx.get(f"{server.url}/alerts.atom").raise_for_status())
+        _, one_render = queries.during_statements(lambda: httpx.get(f"{server.url}/alerts.atom").raise_for_status())
         app.state.public_cache.invalidate()  # as on alert.sent
         with ThreadPoolExecutor(32) as pool:
-            answers, ran = queries.during(lambda: list(pool.map(
+            answers, ran = queries.during_statements(lambda: list(pool.map(
                 lambda _: httpx.get(f"{server.url}/alerts.atom", timeout=30), range(64))))
-    assert {a.status_code for a in answers} == {200} and ran == one_render
+    # The server's own jobs (membership heartbeat, silence watch) may query meanwhile: only the
+    # feed's statements count, and they ran once.
+    assert {a.status_code for a in answers} == {200}
+    assert [s for s in ran if s in one_render] == one_render
 
 
 def test_a_render_begun_before_an_invalidation_is_not_kept():
