@@ -1,7 +1,7 @@
 """Alembic environment: runs on the engine handed over by ``haechi.store.db``."""
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from haechi.store.schema import UtcDateTime, metadata
 
@@ -16,7 +16,15 @@ def render_item(kind, obj, _context):
     return False
 
 
+#: Replicas started together (a rolling deploy, `docker compose up --scale api=3`) would each run the
+#: same migration at once; on PostgreSQL the first takes this transaction lock and the others wait,
+#: then find the schema at head and do nothing. "HAECHI" and "migrate" in hex, apart from the
+#: engines' election lock (haechi.store.cluster.LOCK_KEY).
+MIGRATION_LOCK_KEY = 0x4841_4543_4849_0D16
+
 with engine.begin() as connection:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
     context.configure(
         connection=connection,
         target_metadata=metadata,
