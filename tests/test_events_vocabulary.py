@@ -216,7 +216,9 @@ def test_care_events_carry_their_declared_payloads(world):
                                  headers={"Authorization": f"Bearer {f.token}"})
     assert response.status_code == 201, response.text
     heard = world.heard
-    assert heard.of(events.CARE_ALERT) and heard.of(events.INCIDENT_OPENED)
+    assert heard.of(events.CARE_ALERT)
+    [opened] = heard.of(events.INCIDENT_CHANGED)  # as every incident opening: the room shows it live
+    assert (opened.data["kind"], opened.data["action"], opened.data["center"]) == ("missing_person", "opened", "119")
     for event in heard.events:
         assert_declared(event)
 

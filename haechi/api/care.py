@@ -32,7 +32,8 @@ from haechi.core.clock import utcnow
 from haechi.core.errors import Conflict, Forbidden, HaechiError, InvalidInput, NotFound
 from haechi.core.events import Event
 from haechi.model.access import Center, Role
-from haechi.model.events import CARE_ALERT, CARE_CHANGED, CARE_REPORTS, INCIDENT_OPENED, event
+from haechi.model.events import CARE_ALERT, CARE_CHANGED, CARE_REPORTS, event
+from haechi.response.incidents import changed_event
 from haechi.store import deadletters, places
 from haechi.store.access import Principal
 from haechi.store.incidents import get_incident
@@ -459,7 +460,8 @@ async def report_missing(request: Request, who: Authenticated, engine: Db, ward_
 
     await anyio.to_thread.run_sync(guard)
     incident = await anyio.to_thread.run_sync(lambda: _service(request).open_missing(ward_id, who))
-    await request.app.state.bus.publish(Event(INCIDENT_OPENED, {"id": incident["id"], "kind": "missing_person"}))
+    # Announced as every incident is (the room and the 119 desk follow incident.changed).
+    await request.app.state.bus.publish(changed_event(incident, "opened"))
     return {"ward_id": ward_id, "incident_id": incident["id"], "center": incident["center"],
             "status": incident["status"]}
 

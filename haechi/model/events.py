@@ -148,19 +148,10 @@ class CareChanged(TypedDict):
     what: str  # zone · trip · consent: what changed (the engine reloads all three alike)
 
 
-class IncidentOpened(TypedDict):
-    """Owner: care, for now. A guardian reported a ward missing and a missing-person incident opened.
-
-    The incident desk itself announces openings as ``incident.changed`` with action ``opened``.
-    """
-
-    id: int
-    kind: str
-
-
 class IncidentChanged(TypedDict):
     """Owner: response. An incident after one step: opened, status, handoff, note, dispatch, arrival,
-    cctv_event (``response.incidents.changed_event``)."""
+    cctv_event (``response.incidents.changed_event``); care announces a missing-person incident it
+    opens the same way, so the room and the 119 desk see every incident live."""
 
     id: int
     kind: str
@@ -244,7 +235,6 @@ ALERT_SENT: Final = "alert.sent"
 CARE_ALERT: Final = "care.alert"
 CARE_REPORTS: Final = "care.reports"
 CARE_CHANGED: Final = "care.changed"
-INCIDENT_OPENED: Final = "incident.opened"
 INCIDENT_CHANGED: Final = "incident.changed"
 UNIT_CHANGED: Final = "unit.changed"
 DRONE_CHANGED: Final = "drone.changed"
@@ -261,7 +251,6 @@ PAYLOADS: Final[dict[str, type]] = {
     CARE_ALERT: CareAlert,
     CARE_REPORTS: CareReports,
     CARE_CHANGED: CareChanged,
-    INCIDENT_OPENED: IncidentOpened,
     INCIDENT_CHANGED: IncidentChanged,
     UNIT_CHANGED: UnitChanged,
     DRONE_CHANGED: DroneChanged,
