@@ -181,8 +181,10 @@ def test_positions_posted_to_an_api_replica_raise_the_geofence_alert_in_the_engi
                 reasons = sorted(d["reason"] for d in deadletters.pending(conn, source=SOURCE))
             assert reasons[0] == "device: unknown device 'ghost'; register it to a ward first"
             assert reasons[1].startswith("lat: lat 95.0 is out of range")
-            announced = asyncio.run(_announced(prefix))
+            announced = asyncio.run(_on_the_bus(prefix, CARE_ALERT))
             assert [e.data["alert_id"] for e in announced if e.data["kind"] == "left_zone"] == [alert["id"]]
+            # The positions were handled: the event stream, kept 7 days, no longer holds them.
+            assert asyncio.run(_on_the_bus(prefix, CARE_REPORTS)) == []
             assert "Traceback" not in engine.log
         finally:
             cluster.close()
@@ -198,11 +200,12 @@ def _letters(engine) -> int:
         return len(deadletters.pending(conn, source=SOURCE))
 
 
-async def _announced(prefix: str) -> list:
-    """Every ``care.alert`` the stream of this installation holds."""
+async def _on_the_bus(prefix: str, event_type: str) -> list:
+    """Every event of ``event_type`` the stream of this installation holds."""
     bus = await NatsBus.connect(NATS_URL, EventStream.of(prefix), name="test-reader")
     try:
-        feed = await bus.follow([CARE_ALERT], after="0", limit=1000)
+        first = (await bus.js.stream_info(bus.stream.name)).state.first_seq  # erased events move it on
+        feed = await bus.follow([event_type], after=str(first - 1), limit=1000)
         found = []
         while (e := await feed.next(1.0)) is not None:
             found.append(e)

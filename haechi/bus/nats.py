@@ -46,6 +46,7 @@ from nats.js.api import (
 from haechi.core.clock import utcnow
 from haechi.core.errors import HaechiError
 from haechi.core.events import Event, Handler, Lagged, matches
+from haechi.model.events import ERASED_ONCE_HANDLED
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +347,15 @@ class NatsBus:
                 await msg.nak(delay=min(2.0**tries, 30.0))
             return
         await msg.ack()
+        if event.type in ERASED_ONCE_HANDLED:
+            await self._erase(msg)
 
+    async def _erase(self, msg: Msg) -> None:
+        """Delete a handled event from the stream (personal data, see ERASED_ONCE_HANDLED)."""
+        try:
+            await self.js.delete_msg(self.stream.name, msg.metadata.sequence.stream)
+        except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:  # it ages out with the rest
+            log.warning("could not erase handled %s event %s: %r", msg.subject, msg.metadata.sequence.stream, exc)
 
 
 def start_sequence(after: str | None, including: bool, first: int, last: int) -> tuple[int, bool]:

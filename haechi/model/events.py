@@ -242,6 +242,12 @@ DRONE_POSITION: Final = "drone.position"
 CCTV_EVENT: Final = "cctv.event"
 
 #: Each name with its payload type: the vocabulary a test checks producers against.
+#: Events whose payload is personal data (a ward's positions, as the devices reported them). The
+#: event stream keeps events 7 days for replays and reconnecting clients; these are erased from it
+#: as soon as their consumer has handled them, so no one's whereabouts outlive the care tables'
+#: own retention on the bus.
+ERASED_ONCE_HANDLED: Final = frozenset({CARE_REPORTS})
+
 PAYLOADS: Final[dict[str, type]] = {
     OBSERVATION_STORED: ObservationStored,
     SENSOR_SILENT: SensorSilent,
