@@ -1,5 +1,6 @@
 """`haechi demo`: the August 2020 flood replayed from real observations raises and lifts the
-Hangang Bridge flood advisory, as it happened on 6 August 2020."""
+Hangang Bridge flood advisory, as it happened on 6 August 2020; the observed scenario files are
+derived from ../shared/data."""
 
 from __future__ import annotations
 
@@ -10,18 +11,21 @@ from typer.testing import CliRunner
 
 from haechi.alerts.cap import validate
 from haechi.cli import app
-from haechi.demo.derive import TARGET, derive
+from haechi.demo.derive import DERIVED, HERE, derive
 from haechi.store import open_db
 from haechi.store.schema import alerts, warnings
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "han-river-gauges").exists(), reason="../shared/data is not here")
-def test_the_scenario_file_is_derived_from_the_shared_observations():
-    assert TARGET.read_text(encoding="utf-8") == derive(SHARED_DATA / "han-river-gauges")
+@pytest.mark.parametrize("name", sorted(DERIVED))
+def test_the_scenario_file_is_derived_from_the_shared_observations(name):
+    if not (SHARED_DATA / DERIVED[name][1]).exists():
+        pytest.skip("../shared/data is not here")
+    assert (HERE / name).read_text(encoding="utf-8") == derive(name, SHARED_DATA)
 
 
 def test_the_scenario_holds_the_flood_peak():
-    rows = {line.split(",")[0]: line.split(",") for line in TARGET.read_text(encoding="utf-8").splitlines()[1:]}
+    text = (HERE / "han-river-flood-2020.csv").read_text(encoding="utf-8")
+    rows = {line.split(",")[0]: line.split(",") for line in text.splitlines()[1:]}
     assert len(rows) == 1440  # ten days of 10-minute steps
     assert float(rows["2020-08-06 14:20"][1]) == 8.73  # Hangang Bridge gauge height at the peak
 

@@ -139,10 +139,11 @@ def test_airkorea_hour_24_is_midnight_and_gases_stay_in_ppm(engine):
     assert (outcome.rows_read, outcome.rows_accepted, outcome.rows_rejected) == (5, 5, 0)
     assert outcome.observations_stored == 5 * 6 - 2  # a blank PM25 and a "-" SO2 are missing values
     found = readings(engine)
-    junggu_pm10 = found[("111121", "pm10")]
+    junggu_pm10 = found[("중구", "pm10")]  # keyed by the station name, as the pack and the live feed are
     assert junggu_pm10[-1][:2] == (utc(2023, 4, 1, 15), 60.0)  # 2023-04-01 24시 KST = 04-02 00:00 KST
-    assert found[("111121", "o3")][0][1] == 0.021
-    assert len(found[("111123", "so2")]) == 1
+    assert found[("중구", "o3")][0][1] == 0.021
+    assert len(found[("종로구", "so2")]) == 1
+    assert "측정소코드" in outcome.ignored_columns
 
 
 def test_airkorea_bad_times_and_numbers_are_rejected(engine):

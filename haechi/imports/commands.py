@@ -14,7 +14,7 @@ from rich.table import Table
 from haechi.core.errors import HaechiError
 from haechi.core.settings import get_settings
 
-KINDS_HELP = ("kma-asos, airkorea, hrfco, han-river, observations, disasters, facilities, shelters, "
+KINDS_HELP = ("kma-asos, airkorea, seoul-air-daily, hrfco, han-river, observations, disasters, facilities, shelters, "
               "fire-stations, hospitals, cctv, school-zones, sensorthings (a service root URL), "
               "mapped (needs --mapping)")
 

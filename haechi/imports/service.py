@@ -68,6 +68,7 @@ def _others():
 IMPORTERS: dict[str, Callable] = {
     "kma-asos": _observations_csv(formats.KMA_ASOS),
     "airkorea": _observations_csv(formats.AIRKOREA),
+    "seoul-air-daily": _observations_csv(formats.SEOUL_AIR_DAILY),
     "hrfco": _hrfco,
     "han-river": _han_river,
     "observations": _observations_csv(formats.OBSERVATIONS),

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from queue import Full, Queue
@@ -66,6 +66,8 @@ class Layout:
     station_column: str | None = None
     name_column: str | None = None
     source: str = ""
+    #: The station as the file spells it → its place ref, where a publisher spells it otherwise.
+    station_refs: Mapping[str, str] = field(default_factory=dict)
 
 
 # ── time formats of the public files ─────────────────────────────────────────────────────
@@ -221,6 +223,7 @@ class BlockImporter:
         refs = encoded.dictionary.to_pylist()
         if layout.place_kind is None:
             return self._stream_ids(conn, cells, index, refs)
+        refs = [layout.station_refs.get(ref, ref) for ref in refs]
         names = cells.get(layout.name_column, None)
         station_names = {}
         for ref_index, ref in enumerate(refs):
