@@ -7,7 +7,6 @@ live state are simulations (``/simulations``), not these.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
@@ -16,6 +15,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select
 
 from haechi.model.access import Role
+from haechi.model.catalogue import catalogue
 from haechi.predict import live
 from haechi.predict.publish import announce, forecast_properties
 from haechi.store.access import Principal
@@ -51,7 +51,9 @@ async def run_crowd(who: Operator, request: Request) -> dict[str, Any]:
 
 
 class FloodNow(BaseModel):
-    forecast_mm: list[float] = Field([], description="short-range forecast, mm per 10 minutes, after the observed rain")
+    forecast_mm: list[float] = Field([], max_length=24 * 6,
+                                     description="short-range forecast, mm per 10 minutes, after the observed rain "
+                                                 "(at most 24 hours; each within the rain gauges' QC range)")
     hours: int = Field(6, ge=1, le=24, description="hours of observed rain to include")
     level: Literal["dong", "district"] = "dong"
 
@@ -59,8 +61,9 @@ class FloodNow(BaseModel):
     @field_validator("forecast_mm")
     @classmethod
     def _rain(cls, value: list[float]) -> list[float]:
-        if any(v < 0 or math.isnan(v) for v in value):
-            raise ValueError("forecast rainfall must be numbers ≥ 0 mm per 10 minutes")
+        most = catalogue()["rainfall"].limits.max  # what a 10-minute gauge can read at all (properties.csv)
+        if any(not 0 <= v <= most for v in value):  # NaN fails both
+            raise ValueError(f"forecast rainfall must be numbers from 0 to {most:g} mm per 10 minutes")
         return value
 
 
