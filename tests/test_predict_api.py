@@ -74,4 +74,5 @@ def test_flood_risk_now_from_observed_rain_plus_a_forecast_and_bad_input_kept(en
     assert "forecast_mm" in kept["reason"] and "-1" in str(kept["payload"])
     # Beyond anything a rain gauge reads (the model would overflow on it): refused, never a 500.
     for absurd in ([1e308], [5.0] * (24 * 6 + 1)):
-        assert client.post("/api/v1/predictions/flood", headers=headers, json={"forecast_mm": absurd}).status_code == 422
+        refused = client.post("/api/v1/predictions/flood", headers=headers, json={"forecast_mm": absurd})
+        assert refused.status_code == 422
