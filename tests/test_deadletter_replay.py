@@ -35,7 +35,7 @@ def test_list_fix_and_replay(db):
     Pipeline(engine).store([
         Rejected(0, "result must be a number (got 'high')", "result",
                  json.dumps({"datastream_id": stream, "phenomenon_time": WHEN, "result": "high"})),
-        Reading(stream + 1000, datetime(2024, 7, 1, tzinfo=UTC), 3.0),  # unknown datastream
+        Reading(stream + 1_000_000, datetime(2024, 7, 1, tzinfo=UTC), 3.0),  # unknown: the pack has ~4,600
     ], "http:gateway")
     listing = runner.invoke(app, ["deadletter", "list"])
     assert (listing.exit_code == 0 and "result must be a number" in listing.output
@@ -69,3 +69,18 @@ def test_mqtt_letters_take_their_datastream_from_the_topic(db):
 def test_payload_needs_exactly_one_letter(db):
     result = runner.invoke(app, ["deadletter", "replay", "--payload", "{}"])
     assert result.exit_code == 2 and "exactly one id" in result.output
+
+
+def test_replay_leaves_the_records_of_warnings_no_district_holds(db):
+    engine, stream = db
+    with engine.begin() as conn:
+        deadletters.keep(conn, f"mqtt:haechi/v1/{stream}/observations", "database was down",
+                         json.dumps([{"phenomenon_time": WHEN, "result": 3.4}]))
+        record = deadletters.keep(conn, "warning:stream:77", "cannot place warning area stream:77: the sensor has "
+                                  "no location", json.dumps({"warning_id": 1, "kind": "issue", "hazard": "fine_dust"}))
+    result = runner.invoke(app, ["deadletter", "replay"])
+    assert result.exit_code == 0, result.output  # every letter of readings went in
+    assert f"{record}: left" in result.output and "still pending" not in result.output
+    with engine.connect() as conn:
+        assert [d["id"] for d in deadletters.pending(conn)] == [record]  # kept for an operator to act on
+        assert sensing.observations_of(conn, stream)[0]["result"] == 3.4

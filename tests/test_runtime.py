@@ -50,7 +50,8 @@ def test_the_engine_role_alone_runs_the_stateful_services_and_serves_no_http(sql
         assert {"warnings", "forecaster", "dispatcher", "care", "simulation_books"} <= set(runtime.started)
         assert runtime["mqtt"] is None and runtime["ingest_queue"] is None  # adapters are the API's
         assert runtime.routers() == []  # no HTTP
-        assert {j.name for j in runtime.jobs()} == {"silence-watch", "alert-refresh", "care-clock", "heartbeat"}
+        assert {j.name for j in runtime.jobs()} == {"silence-watch", "alert-refresh", "care-clock", "heartbeat",
+                                                    "public-feeds"}
         # the services listen: stored observations reach the warnings, warnings reach care, alerts the webhooks
         assert all(context.bus.wants(e) for e in (OBSERVATION_STORED, WARNING_CHANGED, ALERT_SENT))
 

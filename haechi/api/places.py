@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, PlainValidator, field_validator
 
+from haechi.cities.targeting import locate, settle_places
 from haechi.model.access import CITY_EDITORS
 from haechi.model.city import FacilityType, PlaceKind, ShelterKind
 from haechi.model.geo import parse_bbox
@@ -28,6 +29,7 @@ from .common import (
     ensure_area_exists,
 )
 from .problems import PROBLEM_RESPONSES
+from .public_cache import PLACES, share
 
 router = APIRouter(prefix=API_PREFIX, tags=["places"], responses=PROBLEM_RESPONSES)
 
@@ -169,16 +171,18 @@ class PlacesSaved(BaseModel):
 
 
 @router.get("/places", summary="List places · 장소 목록")
-def list_places(engine: Db, q: Annotated[PlaceFilter, Query()]) -> list[dict[str, Any]]:
+def list_places(request: Request, engine: Db, q: Annotated[PlaceFilter, Query()]) -> list[dict[str, Any]]:
     """Places ordered by kind and ref; with `kind`, each row carries that kind's detail columns."""
+    share(request, PLACES)
     box = parse_bbox(q.bbox) if q.bbox else None
     with engine.begin() as conn:
         return places.list_places(conn, q.kind, area_code=q.area, bbox=box, limit=q.limit)
 
 
 @router.get("/places/nearest", summary="Nearest places · 가까운 장소")
-def nearest_places(engine: Db, q: Annotated[NearestQuery, Query()]) -> list[dict[str, Any]]:
+def nearest_places(request: Request, engine: Db, q: Annotated[NearestQuery, Query()]) -> list[dict[str, Any]]:
     """Places within `within_m` metres of (lon, lat), nearest first, each with `distance_m`."""
+    share(request, PLACES)
     with engine.begin() as conn:
         return places.nearest(
             conn, q.lon, q.lat, kinds=q.kind or None, within_m=q.within_m, limit=q.limit
@@ -186,7 +190,8 @@ def nearest_places(engine: Db, q: Annotated[NearestQuery, Query()]) -> list[dict
 
 
 @router.get("/places/{place_id}", summary="One place · 장소 상세")
-def get_place(engine: Db, place_id: Id) -> dict[str, Any]:
+def get_place(request: Request, engine: Db, place_id: Id) -> dict[str, Any]:
+    share(request, PLACES)
     with engine.begin() as conn:
         return places.get_place(conn, place_id)
 
@@ -194,12 +199,26 @@ def get_place(engine: Db, place_id: Id) -> dict[str, Any]:
 @router.post("/places", response_model=PlacesSaved, summary="Save places · 장소 등록·갱신")
 def save_places(body: PlacesIn, who: Editor, engine: Db) -> dict[str, int]:
     """Insert or update places by (kind, ref). Admins, operators and district officials
-    (inside their own area) may write."""
-    for i, place in enumerate(body.places):
-        ensure_in_own_area(who, place.area_code, f"body.places.{i}.area_code")
+    (inside their own area) may write.
+
+    A place given without `area_code` takes the dong (else district) of the loaded city pack that
+    holds its point. A monitoring place (an air, weather or tide station, a gauge, a dam) gets its
+    Thing and one Datastream per property it measures, in its district, exactly as a city pack's
+    stations do, so its readings warn as theirs do."""
     with engine.begin() as conn:
+        rows = [_located(conn, p.model_dump()) for p in body.places]
+        for i, row in enumerate(rows):
+            ensure_in_own_area(who, row["area_code"], f"body.places.{i}.area_code")
         first_use = {p.area_code: i for i, p in reversed(list(enumerate(body.places)))}
         for code, i in first_use.items():
             ensure_area_exists(conn, code, f"body.places.{i}.area_code")
-        saved = places.save_places(conn, [p.model_dump() for p in body.places])
+        saved = places.save_places(conn, rows)
+        settle_places(conn, places.ids_of(conn, [(r["kind"], r["ref"]) for r in rows]).values())
     return {"saved": saved}
+
+
+def _located(conn, row: dict[str, Any]) -> dict[str, Any]:
+    if row["area_code"] is None:
+        district, dong = locate(conn, row["lon"], row["lat"]) or (None, None)
+        row["area_code"] = dong or district
+    return row

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from haechi.cities.targeting import UNPLACED
 from haechi.core.clock import utcnow
 from haechi.model.access import Role
 from haechi.model.events import WARNING_ACKNOWLEDGED, event
@@ -92,10 +93,19 @@ def _reach(conn, warning_id: int) -> dict[str, Any]:
     return {"districts": districts, "area_desc": desc}
 
 
+def _unplaced(code: str | None) -> dict[str, str] | None:
+    """Why a warning has no district (it is kept and shown all the same), in Korean and English."""
+    if not code:
+        return None
+    ko, en = UNPLACED.get(code, (code, code))
+    return {"code": code, "ko": ko, "en": en}
+
+
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {**{k: row[k] for k in ("id", "hazard", "area_key", "area_code", "level", "crisis_level", "status",
                                    "value", "unit", "criterion", "exercise")},
             "crisis_level_ko": CRISIS_KO.get(row["crisis_level"]),
             "acknowledged_by": row["acknowledged_by"],
+            "unplaced": _unplaced(row.get("unplaced")),
             **{k: row[k].isoformat() if row[k] else None
                for k in ("issued_at", "updated_at", "cancelled_at", "acknowledged_at")}}

@@ -11,7 +11,7 @@ from haechi.cities.provision import provision_stations
 from haechi.store import areas, places
 
 from . import resolve
-from .pack import AreaLocator, boundary_rows, place_rows, read_manifest, statistics_rows
+from .pack import AreaLocator, boundary_rows, place_path, place_rows, read_manifest, statistics_rows
 
 #: progress(step description, steps done, steps in all)
 Progress = Callable[[str, int, int], None]
@@ -28,6 +28,10 @@ class LoadReport:
     datastreams_created: int = 0
     #: "kind ref" of places whose coordinates fall outside every boundary of the pack
     outside: list[str] = field(default_factory=list)
+    #: place files read from outside the pack (not shipped in it: see the pack's SOURCES.md), and where from
+    external: list[str] = field(default_factory=list)
+    #: optional place files found nowhere: those places are not loaded
+    missing: list[str] = field(default_factory=list)
 
 
 def load_city(engine: Engine, pack: str, progress: Progress = lambda *_: None) -> LoadReport:
@@ -40,9 +44,15 @@ def load_city(engine: Engine, pack: str, progress: Progress = lambda *_: None) -
     progress("statistics", 1, steps)
     stats = statistics_rows(folder, manifest)
     locate = AreaLocator(area_rows)
-    place_sets = []
+    place_sets, external, missing = [], [], []
     for n, spec in enumerate(manifest.places, start=2):
         progress(f"places: {spec.kind}", n, steps)
+        path = place_path(folder, spec)
+        if path is None and spec.optional:
+            searched = ", ".join(spec.search or [spec.label])
+            missing.append(f"{spec.kind}: none of {searched} exists; source: {spec.source}")
+        elif path is not None and not path.is_relative_to(folder.resolve()):
+            external.append(f"{spec.kind}: {path}")
         place_sets.append(place_rows(folder, spec, locate))
     progress("writing", steps - 1, steps)
     with engine.begin() as conn:
@@ -60,6 +70,8 @@ def load_city(engine: Engine, pack: str, progress: Progress = lambda *_: None) -
             official_area_km2=manifest.city.official_area_km2,
             datastreams_created=streams,
             outside=outside_boundaries(place_sets),
+            external=external,
+            missing=missing,
         )
     progress("done", steps, steps)
     return report

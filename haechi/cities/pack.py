@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pyproj import Geod
 from shapely import STRtree, set_precision, union_all
 from shapely.geometry import Point, mapping, shape
@@ -63,13 +63,34 @@ class TableFile(_Strict):
     encoding: str = "utf-8"
 
 
-class PlaceFile(TableFile):
+class PlaceFile(_Strict):
+    """One place file; ``search`` instead of ``file`` for a dataset that may not be shipped in the pack.
+
+    ``search`` lists files relative to the pack, the first that exists being read (like ``[roads]``):
+    the pack's own copy where the licence lets it be shipped, else where a download is kept.
+    """
+
     kind: PlaceKind
+    file: str | None = None
+    search: list[str] = Field(default_factory=list)
+    source: str
+    licence: str | None = None  # why the file is, or is not, shipped in the pack
+    encoding: str = "utf-8"
     optional: bool = False
     #: our column name → the dataset's own header, for public datasets in their own format
     columns: dict[str, str] = Field(default_factory=dict)
     #: values for columns the dataset lacks, e.g. shelter_kind = "cooling" for a cooling-shelter list
     defaults: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _file_or_search(self) -> PlaceFile:
+        if (self.file is None) == (not self.search):
+            raise ValueError(f"places of kind {self.kind}: give either file or search")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.file or self.search[0]
 
 
 class RoadsSource(_Strict):
@@ -281,17 +302,26 @@ class AreaLocator:
 PLACE_COMMON = ("ref", "name_ko", "name_en", "address")
 
 
+def place_path(folder: Path, spec: PlaceFile) -> Path | None:
+    """The place file to read: ``file``, or the first of ``search`` that exists; None if there is none."""
+    for entry in [spec.file] if spec.file else spec.search:
+        path = (folder / entry).resolve()
+        if path.is_file():
+            return path
+    return None
+
+
 def place_rows(folder: Path, spec: PlaceFile, locate: AreaLocator) -> list[dict[str, Any]]:
     """Rows of one place file; a place outside every area keeps ``area_code`` empty."""
-    path = folder / spec.file
-    if not path.exists():
+    path = place_path(folder, spec)
+    if path is None:
         if spec.optional:
             return []
-        raise InvalidInput(f"place file {spec.file} named in pack.toml does not exist")
+        raise InvalidInput(f"place file {' or '.join(spec.search) or spec.file} named in pack.toml does not exist")
     rows = []
     for n, raw in enumerate(read_csv(path, spec.encoding), start=2):
         raw = spec.defaults | raw | {ours: raw.get(theirs, "") for ours, theirs in spec.columns.items()}
-        rows.append(_place(raw, spec, locate, f"{spec.file} line {n}"))
+        rows.append(_place(raw, spec, locate, f"{path.name} line {n}"))
     return rows
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from haechi.cities.targeting import settle_places
 from haechi.core.clock import KST, utcnow
 from haechi.core.errors import InvalidInput
 from haechi.model.city import SAFETY_GRADES, DisasterKind
@@ -305,6 +306,8 @@ def store_places(conn: Connection, kind: str, fields: tuple[Field, ...], rows: l
         else:
             new.append(place)
     place_store.save_places(conn, new)
+    # As a pack's or the API's: an area from the point, and a monitoring place its placed Datastreams.
+    settle_places(conn, place_store.ids_of(conn, [(p["kind"], p["ref"]) for p in new]).values())
     return len(new), duplicates
 
 

@@ -40,6 +40,7 @@ class PlaceKind(StrEnum):
     TIDE_STATION = "tide_station"
     WEATHER_STATION = "weather_station"
     AIR_STATION = "air_station"
+    SDOT_SENSOR = "sdot_sensor"  # Seoul's S-DoT IoT sensors (도시데이터 센서): a dense layer, not official stations
     STORE_24H = "store_24h"  # 24-hour convenience stores (안심편의점), safe spots on the way home
     POLICE_BOX = "police_box"  # 지구대 · 파출소 · 치안센터
 

@@ -47,7 +47,7 @@ def save_places(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
         commons.append({k: r.get(k) for k in COMMON} | {"attrs": attrs})
         details.append((table, detail))
     upsert(conn, places, commons, ["kind", "ref"])
-    ids = _ids(conn, [(r["kind"], r["ref"]) for r in rows])
+    ids = ids_of(conn, [(r["kind"], r["ref"]) for r in rows])
     by_table: dict[str, list[dict[str, Any]]] = {}
     for r, (table, detail) in zip(rows, details, strict=True):
         if table is not None:
@@ -57,7 +57,8 @@ def save_places(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     return len(rows)
 
 
-def _ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+def ids_of(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """(kind, ref) → place id, for the places that exist."""
     found: dict[tuple[str, str], int] = {}
     for start in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
         chunk = keys[start : start + 500]

@@ -423,6 +423,8 @@ warnings = Table(
     # An operator has seen it and taken charge (상황실 확인); the warning stays in force.
     _when("acknowledged_at"),
     Column("acknowledged_by", String(100)),
+    # Why it has no area, if it could not be placed (kept all the same): no_location · outside_areas
+    Column("unplaced", String(32)),
     Index("ix_warnings_active", "hazard", "area_key", "status"),
 )
 
@@ -879,3 +881,28 @@ cluster_members = Table(
     Column("consumers", JSON),  # {consumer name: lag}
 )
 # (cluster tables end)
+
+# ── 13. Live public feeds (issue 16) ───────────────────────────────────────────────────
+#: Per connector and station, the newest observation time pulled from the official API: after an
+#: outage the next run asks for everything since (gap backfill). haechi/imports/connectors.
+connector_stations = Table(
+    "connector_stations", metadata,
+    Column("connector", String(32), primary_key=True),
+    Column("station", String(64), primary_key=True),
+    _when("last_time", nullable=False),
+    _when("updated_at", nullable=False),
+)
+#: The last run of each connector: what became of it (ok, empty, key_refused, quota, failed) and why.
+connector_status = Table(
+    "connector_status", metadata,
+    Column("connector", String(32), primary_key=True),
+    _when("run_at", nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("detail", Text),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("stored", BigInteger, nullable=False, default=0),
+    Column("duplicates", BigInteger, nullable=False, default=0),
+    Column("rejected", BigInteger, nullable=False, default=0),
+    _when("ok_at"),  # the last run that reached the API and read its answer
+)
+# (connector tables end)

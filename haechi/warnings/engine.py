@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from haechi.core.clock import KST
@@ -198,6 +198,15 @@ class RuleEngine:
             del levels[sid]
         if stream_id is not None and level is not None:
             self.restore(stream_id, hazard, level)
+
+    def relocate(self, stream_id: int, area_code: str) -> bool:
+        """A stream placed since the engine met it reports for ``area_code`` from now on, unless a
+        warning of it is in force (that one keeps its area until lifted). True when moved."""
+        stream = self.streams.get(stream_id)
+        if stream is None or any(h.active is not None for h in stream.hazards.values()):
+            return stream is None
+        stream.info = replace(stream.info, area_code=area_code)
+        return True
 
     def active(self) -> dict[tuple[str, str], Criterion]:
         """Warnings in force: (hazard, area) → the criterion of their level."""

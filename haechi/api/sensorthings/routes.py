@@ -17,12 +17,14 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
+from haechi.cities.targeting import place_streams
 from haechi.core.clock import utcnow
 from haechi.ingest.pipeline import Pipeline
 from haechi.model.access import Role
 from haechi.model.reading import Rejected
 from haechi.store import sensing
 from haechi.store.access import Principal
+from haechi.store.schema import datastreams
 
 from ..auth import require
 from ..common import Db
@@ -208,8 +210,11 @@ def _write_new(db: Engine, resource: Resource, body: Any, pipeline: Pipeline) ->
     body = _with_parent(resource, body)
     with db.begin() as conn:
         new_id = Writer(conn, utcnow()).create(resource.entity, body)
+        streams = [new_id] if resource.entity.table is datastreams else sensing.streams_of(
+            conn, resource.entity.table, new_id)
+        place_streams(conn, streams)
         if resource.entity is LOCATION:
-            _forget(pipeline, sensing.streams_of(conn, LOCATION.table, new_id))
+            _forget(pipeline, streams)
     return new_id
 
 
@@ -259,7 +264,9 @@ async def _update(path: str, request: Request, db: Engine, *, replace: bool) -> 
             if not sensing.row_exists(conn, resource.entity.table, resource.id):
                 raise BadRequest(f"there is no {resource.entity.name} with id {resource.id}", field="path")
             Writer(conn, utcnow()).update(resource.entity, resource.id, changes, replace=replace)
-            _forget(pipeline, sensing.streams_of(conn, resource.entity.table, resource.id))
+            streams = sensing.streams_of(conn, resource.entity.table, resource.id)
+            place_streams(conn, streams)  # moved, or linked to a Location: its district follows
+            _forget(pipeline, streams)
         return _read_one(db, links, resource.entity, resource.id)
 
     return JSONResponse(await anyio.to_thread.run_sync(write))
