@@ -127,7 +127,7 @@ def wrk(url: str, args: argparse.Namespace) -> dict[str, float]:
     out = subprocess.run(["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency",
                           "--timeout", "5s", "-H", f"Accept-Encoding: {ACCEPT_ENCODING}", url],
                          capture_output=True, text=True, check=True).stdout
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.MULTILINE))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.MULTILINE))
     if len(latency) < 2:
         raise RuntimeError(f"wrk answered no latencies for {url}:\n{out}")
     errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout)[: ]+(\d+)", out))

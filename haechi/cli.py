@@ -88,6 +88,10 @@ def load_with_progress(engine, pack: str):
     if report.outside:
         console.print(f"[yellow]{len(report.outside)} places lie outside the boundaries[/yellow]: "
                       f"{', '.join(report.outside[:10])}")
+    for line in report.external:
+        console.print(f"places read from outside the pack (not shipped in it, see its SOURCES.md): {line}")
+    for line in report.missing:
+        console.print(f"[yellow]places not loaded[/yellow]: {line}")
     if report.official_area_km2:
         gap = report.area_km2 / report.official_area_km2 - 1
         console.print(f"district area {report.area_km2:.1f} km² "
@@ -209,7 +213,8 @@ def deadletter_replay(
     payload: Annotated[str | None, typer.Option(help="A corrected payload (JSON) for a single letter.")] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Send dead letters through the pipeline again; a letter is done once all of it is stored."""
+    """Send dead letters through the pipeline again; a letter is done once all of it is stored.
+    Records of warnings no district holds (source warning:…) are not readings: they are left."""
     from haechi.ingest.pipeline import Pipeline
     from haechi.ingest.redeliver import redeliver
     from haechi.store import access, deadletters
@@ -222,8 +227,11 @@ def deadletter_replay(
             letters = [deadletters.get(conn, i) for i in ids] if ids else deadletters.pending(conn, limit=10_000)
         except HaechiError as exc:
             raise _fail(exc) from exc
+    records = [letter for letter in letters if not deadletters.replayable(letter)]
+    for letter in records:  # a warning no district holds: an operator places its sensor instead
+        console.print(f"{letter['id']}: [cyan]left[/cyan] — a record of a warning, not readings: {letter['reason']}")
     pipeline = Pipeline(engine)
-    outcomes = [redeliver(pipeline, letter, payload) for letter in letters]
+    outcomes = [redeliver(pipeline, letter, payload) for letter in letters if deadletters.replayable(letter)]
     for o in outcomes:
         mark = "[green]replayed[/green]" if o.replayed else "[yellow]still pending[/yellow]"
         console.print(f"{o.letter_id}: {mark} — {o.detail}")
@@ -246,6 +254,8 @@ def alert_issue(
     value: Annotated[float | None, typer.Option(help="The observed value to quote.")] = None,
     language: Annotated[list[str] | None, typer.Option(help="Only these languages (repeat).")] = None,
     exercise: Annotated[bool, typer.Option("--exercise", help="A drill: CAP status Exercise.")] = False,
+    test: Annotated[bool, typer.Option("--test", help="An end-to-end check with an aggregator: CAP status Test, "
+                                       "only in /alerts/aggregators.atom, never to citizens.")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Issue (or update) a warning and its CAP alert by hand; the server's feeds show it within 10 s."""
@@ -256,7 +266,7 @@ def alert_issue(
 
     try:
         request = manual.ManualAlert(hazard=hazard, level=level, area=area, value=value, languages=language,
-                                     exercise=exercise)
+                                     exercise=exercise, test=test)
         alert = asyncio.run(manual.issue(_engine(database_url), _no_bus(), request, sender=get_settings().cap_sender,
                                          now=utcnow(), actor=_actor()))
     except HaechiError as exc:
@@ -344,14 +354,14 @@ def serve(
     host, port = host or settings.host, port or settings.port
     console.print(f"Haechi on [bold]http://{host}:{port}/[/bold] — API docs http://{host}:{port}/docs (Ctrl-C stops)")
     gc.set_threshold(*GC_THRESHOLDS)
-    if workers == 1:
-        uvicorn.run(create_app(engine, settings), host=host, port=port, log_level="warning")
-        return
-    from haechi.api.serving import NO_DELAY_HTTP
+    from haechi.api.serving import NO_DELAY_HTTP, UVICORN_OPTIONS
 
+    if workers == 1:
+        uvicorn.run(create_app(engine, settings), host=host, port=port, **UVICORN_OPTIONS)
+        return
     os.environ["HAECHI_DATABASE_URL"] = database_url or settings.database_url  # read by each worker process
     uvicorn.run("haechi.cli:served_app", factory=True, workers=workers, http=NO_DELAY_HTTP, host=host, port=port,
-                log_level="warning")
+                **UVICORN_OPTIONS)
 
 
 def served_app():

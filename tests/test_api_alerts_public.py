@@ -26,6 +26,8 @@ def world(engine):
                               status="Exercise"),
         "test": insert_alert(engine, "ts-1", codes=["11680"], sent=BASE_TIME + 4 * hour,
                              status="Test"),
+        "draft": insert_alert(engine, "df-1", codes=["11680"], sent=BASE_TIME + 5 * hour,
+                              status="Draft"),
     }
     return world
 
@@ -97,6 +99,24 @@ def test_drills_appear_only_when_asked_for_and_are_marked(world):
 
 def test_test_messages_are_never_in_a_public_feed(world):
     assert_problem(world.client.get("/alerts.atom", params={"status": "Test"}), 422, "query.status")
+    assert_problem(world.client.get("/api/v1/alerts", params={"status": "Test"}), 422, "query.status")
+    everything = [feed(world, "/alerts.atom"), feed(world, "/alerts/11680.atom"),
+                  feed(world, "/alerts.atom", status="Exercise")]
+    assert not any("Test" in {t.term for t in e.tags} for parsed in everything for e in parsed.entries)
+    assert "ts-1" not in {a["identifier"] for a in world.client.get("/api/v1/alerts").json()}
+
+
+def test_aggregators_get_actual_alerts_and_tests_marked_as_such(world):
+    parsed = feed(world, "/alerts/aggregators.atom")
+    statuses = {e.id: {t.term for t in e.tags} & {"Actual", "Exercise", "Test", "Draft"} for e in parsed.entries}
+    assert sorted(map(min, statuses.values())) == ["Actual", "Actual", "Actual", "Test"]  # no drill, no draft
+    test_entry = next(e for e in parsed.entries if "Test" in {t.term for t in e.tags})
+    assert test_entry.title.startswith("[시험] ")
+    english = feed(world, "/alerts/aggregators.atom", lang="en")
+    assert any(e.title.startswith("[TEST] ") for e in english.entries)
+    # The aggregator fetches the Test message by its link, without credentials.
+    response = world.client.get(cap_link(test_entry))
+    assert response.status_code == 200 and "<status>Test</status>" in response.text
 
 
 @pytest.mark.parametrize(
@@ -174,14 +194,14 @@ def test_one_alert_as_json_carries_its_cap_content(world):
 
 
 def test_unpublished_messages_are_for_staff_only(world):
-    alert_id = world.alerts["test"]
+    alert_id = world.alerts["draft"]
     assert_problem(world.client.get(f"/api/v1/alerts/{alert_id}"), 404)
     assert_problem(world.client.get(f"/api/v1/alerts/{alert_id}.xml"), 404)
     assert_problem(
         world.client.get(f"/api/v1/alerts/{alert_id}", headers=world.auth("citizen")), 404
     )
     staff = world.client.get(f"/api/v1/alerts/{alert_id}.xml", headers=world.auth("operator"))
-    assert staff.status_code == 200 and "<status>Test</status>" in staff.text
+    assert staff.status_code == 200 and "<status>Draft</status>" in staff.text
     # Drills are public: they are marked, not hidden.
     assert world.client.get(f"/api/v1/alerts/{world.alerts['drill']}").status_code == 200
 

@@ -290,7 +290,7 @@ def test_a_detailed_boundary_is_simplified_closed_and_valid():
     reduced = shapely.Polygon([(lon, lat) for lat, lon in simple])
     assert reduced.symmetric_difference(original).area / original.area < 0.01
     alert = compose(Change("issue", CRITERIA[0].hazard, "x", CRITERIA[0], None, 1.0, AT, 1),
-                    area=replace(AREA, polygons=tuple(circle_ring(3000, lon=126.9 + i / 10) for i in range(8))),
+                    area=replace(AREA, polygons=tuple(circle_ring(3000, lon=126.9 + i / 5) for i in range(8))),
                     sender=SENDER, now=AT)
     polygons = alert.infos[0].areas[0].polygons
     assert len(polygons) == 8 and sum(len(p) for p in polygons) <= 1000

@@ -5,4 +5,7 @@
 - :mod:`.messages` — hand-written message templates and the action-guidance library (data files).
 - :mod:`.compose` — a warning's lifecycle change plus its area's facts → a CAP alert.
 - :mod:`.feeds`, :mod:`.webhooks`, :mod:`.channels` — Atom feeds, signed webhooks, delivery.
+- :mod:`.profile` — the Google Public Alerts CAP profile as a checker (rules in ``google_profile.toml``).
+- :mod:`.signing`, :mod:`.issuer` — every alert's XML signature, and this installation's public
+  pages and signing key; :mod:`.page` — an alert's public page (its CAP ``<web>``).
 """

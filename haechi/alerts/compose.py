@@ -4,20 +4,25 @@ targeting describes it) to a CAP 1.2 alert. Pure: no I/O.
 One ``<info>`` per language, written from the hand-made templates of ``messages/`` (never machine
 translation); the instruction is the level's instruction followed by the action guidance for the
 requested audiences. An update or a cancel refers to the chain of messages before it; an exercise
-is ``status`` Exercise, and every headline and description carries the language's drill mark.
-The CAP profile is described in docs/alerts.md.
+is ``status`` Exercise, and every headline and description carries the language's drill mark; a
+test (``status`` Test, an end-to-end check with an aggregator) carries the test mark the same way.
+Each alert meets the Google Public Alerts profile (``profile.py``): ``<web>`` on every info, one
+contiguous area. The CAP profile is described in docs/alerts.md.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import shapely
+import shapely.affinity
+import shapely.ops
 
-from haechi.cities.targeting import AreaFacts, in_language
+from haechi.cities.targeting import UNPLACED, AreaFacts, in_language
 from haechi.core.clock import KST
 from haechi.core.errors import InvalidInput
 from haechi.model.hazards import CRISIS_KO, Change, Criterion, duration
@@ -58,6 +63,7 @@ def compose(
     now: datetime,
     previous_alert: Alert | None = None,
     exercise: bool = False,
+    test: bool = False,
     audiences: Sequence[str] = ("general",),
     languages: Sequence[str] | None = None,
     web: str | None = None,
@@ -68,8 +74,9 @@ def compose(
 
     ``previous_alert`` is required for an update or a cancel: the new message references it and
     everything it referenced. ``now`` becomes ``sent``. The identifier is deterministic (hazard,
-    area, time, kind, exercise) unless given, so composing the same change twice gives the same
-    message and the store's unique key refuses a duplicate.
+    area, time, kind, exercise or test) unless given, so composing the same change twice gives the
+    same message and the store's unique key refuses a duplicate. ``web`` is the alert's public page
+    (every info links it). ``exercise`` makes a drill, ``test`` a Test message.
     """
     lib = library or messages.library()
     languages = tuple(languages or lib.languages)
@@ -79,22 +86,42 @@ def compose(
     _check_sender(sender)
     msg_type = _msg_type(change, previous_alert)
     sent = _kst(now)
+    status = cap_status(exercise, test)
     polygons = cap_polygons(area.polygons, lib.common["cap"])
     infos = tuple(
-        _info(change, area, polygons, language, tuple(audiences), exercise, sent, web, lib)
+        _info(change, area, polygons, language, tuple(audiences), status, sent, web, lib)
         for language in languages)
     return Alert(
-        identifier=identifier or make_identifier(change, exercise), sender=sender, sent=sent,
-        status="Exercise" if exercise else "Actual", msg_type=msg_type, scope="Public",
-        note=_exercise_note(languages, lib) if exercise else None,
+        identifier=identifier or make_identifier(change, exercise, test), sender=sender, sent=sent,
+        status=status, msg_type=msg_type, scope="Restricted" if area.unplaced else "Public",
+        restriction=_restriction(area, lib), note=_marked_note(status, languages, lib),
         references=reference_chain(previous_alert), infos=infos)
 
 
-def make_identifier(change: Change, exercise: bool) -> str:
-    """``haechi.<hazard>.<area>.<UTC time>.<kind>`` (``.exercise`` for drills): no spaces or commas."""
+def _restriction(area: AreaFacts, lib: Library) -> str | None:
+    """Why an alert is for operators only: no loaded district holds its area, so it reaches no place."""
+    if not area.unplaced:
+        return None
+    reason_ko, reason_en = UNPLACED[area.unplaced]
+    return lib.common["cap"]["restriction_unplaced"].format(reason_ko=reason_ko, reason_en=reason_en)
+
+
+#: CAP statuses that are not for the public, and the ``common.toml`` table of their marks.
+MARKED = {"Exercise": "exercise", "Test": "test"}
+
+
+def cap_status(exercise: bool, test: bool = False) -> str:
+    """Test, Exercise or Actual. A test wins: its warning is kept out of the public like a drill's."""
+    return "Test" if test else "Exercise" if exercise else "Actual"
+
+
+def make_identifier(change: Change, exercise: bool, test: bool = False) -> str:
+    """``haechi.<hazard>.<area>.<UTC time>.<kind>`` (``.exercise`` for drills, ``.test`` for tests):
+    no spaces or commas."""
     area = re.sub(r"[^A-Za-z0-9_-]+", "-", change.area)
     utc = _kst(change.at).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return ".".join(["haechi", change.hazard, area, utc, change.kind] + (["exercise"] if exercise else []))
+    status = cap_status(exercise, test)
+    return ".".join(["haechi", change.hazard, area, utc, change.kind] + ([MARKED[status]] if status in MARKED else []))
 
 
 def identifier_time(identifier: str) -> datetime | None:
@@ -134,7 +161,7 @@ def _check_choices(chosen: Iterable[str], known: Sequence[str], what: str) -> No
 
 def _check_area(area: AreaFacts) -> None:
     area.name("ko")
-    if not (area.polygons or area.circles or area.geocodes):
+    if not (area.polygons or area.circles or area.geocodes or area.unplaced):  # unplaced: areaDesc only, kept
         raise InvalidInput("an alert needs an area: a polygon, a circle or a geocode", field="area")
     bad = [code for code in area.geocodes if not GEOCODE_DIGITS.match(code)]
     if bad:
@@ -147,15 +174,18 @@ def _check_sender(sender: str) -> None:
                            "(e.g. haechi@seoul.go.kr)", field="sender")
 
 
-def _exercise_note(languages: Sequence[str], lib: Library) -> str:
-    return " / ".join(f"{lib.common['exercise'][lang]['mark']} {lib.common['exercise'][lang]['note']}"
-                      for lang in languages)
+def _marked_note(status: str, languages: Sequence[str], lib: Library) -> str | None:
+    """A drill's or a test's ``<note>``: its mark and note in every language."""
+    if status not in MARKED:
+        return None
+    marks = lib.common[MARKED[status]]
+    return " / ".join(f"{marks[lang]['mark']} {marks[lang]['note']}" for lang in languages)
 
 
 # ── one <info> ─────────────────────────────────────────────────────────────────────────
 
 def _info(change: Change, area: AreaFacts, polygons: tuple[tuple[Point, ...], ...], language: str,
-          audiences: tuple[str, ...], exercise: bool, sent: datetime, web: str | None,
+          audiences: tuple[str, ...], status: str, sent: datetime, web: str | None,
           lib: Library) -> Info:
     shown = change.criterion or change.previous
     assert shown is not None  # _msg_type refused it
@@ -163,14 +193,14 @@ def _info(change: Change, area: AreaFacts, polygons: tuple[tuple[Point, ...], ..
     texts = _texts(change, language, lib)
     headline, description = render(texts["headline"], context), render(texts["description"], context)
     instruction = _instruction(change, texts, context, audiences, language, lib)
-    if exercise:
-        mark, note = lib.common["exercise"][language]["mark"], lib.common["exercise"][language]["note"]
+    if status in MARKED:
+        mark, note = (lib.common[MARKED[status]][language][k] for k in ("mark", "note"))
         headline, description = f"{mark} {headline}", f"{mark} {note}\n\n{description}"
     cap_values = ALL_CLEAR if change.kind == "cancel" else _cap_values(shown, lib)
     hazard = lib.hazard(change.hazard)["hazard"]
     return Info(
         language=lib.common["language"][language]["tag"], categories=tuple(hazard["categories"]),
-        event=_capitalised(context["level"]), response_types=tuple(cap_values["response_types"]),
+        event=_event(change.hazard, context, language, lib), response_types=tuple(cap_values["response_types"]),
         urgency=cap_values["urgency"], severity=cap_values["severity"], certainty=cap_values["certainty"],
         audience=_audience_text(audiences, language, lib), event_codes=_event_codes(change.hazard, shown),
         effective=sent, onset=None if change.kind == "cancel" else _kst(change.onset or change.at),
@@ -180,6 +210,13 @@ def _info(change: Change, area: AreaFacts, polygons: tuple[tuple[Point, ...], ..
         contact=lib.common["contact"][language],
         parameters=_parameters(change, shown, area, audiences),
         areas=(_cap_area(area, polygons, language, lib),))
+
+
+def _event(hazard: str, context: Mapping[str, str], language: str, lib: Library) -> str:
+    """The hazard's own event name where its messages give one (a level's name can be too long for
+    aggregators), else the level's name."""
+    named = lib.hazard(hazard)["hazard"].get("event", {}).get(language)
+    return named or _capitalised(context["level"])
 
 
 def _texts(change: Change, language: str, lib: Library) -> dict[str, str]:
@@ -352,13 +389,47 @@ def _kst(moment: datetime) -> datetime:
 # ── polygons: closed, rounded, simplified ──────────────────────────────────────────────
 
 def cap_polygons(rings: Iterable[Ring], settings: Mapping[str, int]) -> tuple[tuple[Point, ...], ...]:
-    """CAP polygons from (lat, lon) rings: closed, rounded, each simplified to its share of points."""
-    rings = list(rings)
+    """CAP polygons from (lat, lon) rings: pieces close together joined, closed, rounded, each
+    simplified to its share of points."""
+    rings = join_nearby(list(rings), settings["join_within_m"])
     if not rings:
         return ()
     share = settings["max_total_points"] // len(rings)
     limit = max(settings["min_polygon_points"], min(settings["max_polygon_points"], share))
     return tuple(simplify_ring(ring, limit, settings["coordinate_decimals"]) for ring in rings)
+
+
+def join_nearby(rings: list[Ring], within_m: float) -> list[Ring]:
+    """The rings, with pieces less than ``within_m`` apart joined into one polygon by a narrow
+    corridor between their nearest points, so an area whose boundary comes in pieces (a district's
+    detached slivers, a dong across a road) is one contiguous area, as aggregators want of an
+    alert. Pieces farther apart stay separate (the profile checker reports them)."""
+    if len(rings) < 2:
+        return rings
+    squash = math.cos(math.radians(sum(lat for ring in rings for lat, _ in ring) / sum(len(r) for r in rings)))
+    pieces = [shapely.Polygon([(lon * squash, lat) for lat, lon in ring]).buffer(0) for ring in rings]
+    reach, half_width = within_m / METRES_PER_DEGREE, CORRIDOR_M / 2 / METRES_PER_DEGREE
+    joined = shapely.unary_union(pieces)
+    while len(parts := list(getattr(joined, "geoms", [joined]))) > 1:  # the closest two parts, until none in reach
+        first, *rest = sorted(parts, key=lambda p: -p.area)
+        others = shapely.unary_union(rest)
+        if first.distance(others) > reach:
+            break
+        joined = shapely.unary_union([joined, _corridor(first, others, half_width)])
+    joined = shapely.affinity.scale(joined, xfact=1 / squash, yfact=1, origin=(0, 0))
+    return [tuple((lat, lon) for lon, lat in part.exterior.coords)
+            for part in getattr(joined, "geoms", [joined]) if isinstance(part, shapely.Polygon) and not part.is_empty]
+
+
+def _corridor(one: shapely.Geometry, other: shapely.Geometry, half_width: float) -> shapely.Geometry:
+    return shapely.LineString(shapely.ops.nearest_points(one, other)).buffer(half_width)
+
+
+#: Metres in a degree of latitude (the mean; enough to say how close two pieces are).
+METRES_PER_DEGREE = 111_320
+#: Width of the corridor joining two pieces of one area: wide enough to survive rounding to five
+#: decimals (~1 m) and simplification, narrow enough to alert almost no one outside the area.
+CORRIDOR_M = 40
 
 
 def simplify_ring(ring: Ring, limit: int, decimals: int) -> tuple[Point, ...]:

@@ -27,6 +27,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: How a drill is marked in titles, per language (English for any other).
 EXERCISE_MARKS = {"ko": "[훈련]", "en": "[EXERCISE]", "zh": "[演习]", "ja": "[訓練]", "vi": "[DIỄN TẬP]"}
+#: How a test message is marked (the same marks as ``messages/common.toml``).
+TEST_MARKS = {"ko": "[시험]", "en": "[TEST]", "zh": "[测试]", "ja": "[試験]", "vi": "[THỬ NGHIỆM]"}
+MARKS = {"Exercise": EXERCISE_MARKS, "Test": TEST_MARKS}
 #: The language a title falls back to when the alert lacks the requested one.
 DEFAULT_LANGUAGE = "ko"
 
@@ -78,13 +81,15 @@ def choose_info(alert: Mapping[str, Any], language: str) -> Mapping[str, Any]:
 
 
 def entry_title(alert: Mapping[str, Any], language: str) -> str:
-    """The headline in ``language`` (or the fallback), marked when the alert is a drill."""
+    """The headline in ``language`` (or the fallback), marked when the alert is a drill or a test
+    (unless its headline carries the mark already, as composed ones do)."""
     info = choose_info(alert, language)
     headline = info.get("headline") or info.get("event") or alert["hazard"]
-    if alert["status"] != "Exercise":
+    marks = MARKS.get(alert["status"])
+    if marks is None:
         return headline
-    shown = primary_language(info.get("language", language))
-    return f"{EXERCISE_MARKS.get(shown, EXERCISE_MARKS['en'])} {headline}"
+    mark = marks.get(primary_language(info.get("language", language)), marks["en"])
+    return headline if headline.startswith(mark) else f"{mark} {headline}"
 
 
 def rfc3339(moment: datetime) -> str:

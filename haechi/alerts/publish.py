@@ -1,4 +1,4 @@
-"""Turning a warning change into a stored, validated CAP alert (the I/O around ``compose``).
+"""Turning a warning change into a stored, validated, signed CAP alert (the I/O around ``compose``).
 
 The warnings capability calls it for every change of a warning and publishes what it returns as
 ``alert.sent``; alerts know nothing of warnings beyond the shared words of ``model.hazards``.
@@ -23,6 +23,7 @@ from haechi.model.hazards import Change
 from haechi.store import alerting
 from haechi.store import warnings as store
 
+from . import issuer
 from .cap import Alert, from_xml, to_xml, validate
 from .compose import compose, to_json_with_guidance
 from .webhooks import wants
@@ -32,15 +33,20 @@ AUDIENCES = ("general", "elderly", "children", "disabled", "foreigners")
 
 def alert_for_change(
     conn: Connection, change: Change, area: AreaFacts, warning_id: int | None, previous: dict[str, Any] | None,
-    *, sender: str, now: datetime, exercise: bool = False, created_by: str = "warnings-engine",
-    languages: list[str] | None = None, expires: datetime | None = None,
+    identifier: str, *, sender: str, now: datetime, exercise: bool = False, test: bool = False,
+    created_by: str = "warnings-engine", languages: list[str] | None = None, expires: datetime | None = None,
 ) -> AlertSent:
-    """Compose, validate against the CAP 1.2 schema and store the alert; returns its ``alert.sent`` data."""
-    alert = compose(change, area=area, sender=sender, now=now, exercise=exercise, languages=languages,
-                    previous_alert=from_xml(previous["cap_xml"]) if previous else None, audiences=AUDIENCES)
+    """Compose, sign, validate against the CAP 1.2 schema and store the alert; returns its
+    ``alert.sent`` data. Its ``<web>`` is its public page. ``identifier`` is the caller's, made with
+    ``compose.make_identifier`` from the same change and status: the one the caller looks a
+    duplicate up by is the one stored."""
+    issuing = issuer.current()
+    alert = compose(change, area=area, sender=sender, now=now, exercise=exercise, test=test, languages=languages,
+                    previous_alert=from_xml(previous["cap_xml"]) if previous else None, audiences=AUDIENCES,
+                    identifier=identifier, web=issuing.page_url(identifier))
     if expires is not None:  # an operator's own expiry replaces the hazard's default
         alert = replace(alert, infos=tuple(replace(info, expires=expires) for info in alert.infos))
-    xml = to_xml(alert)
+    xml = issuing.sign(to_xml(alert))
     validate(xml)
     return store_alert(conn, alert, xml, warning_id=warning_id, hazard=change.hazard,
                        crisis_level=change.criterion.crisis_level if change.criterion else None,

@@ -30,6 +30,8 @@ JSON_MEDIA = "application/json"
 
 #: CAP statuses that reach subscribers; System, Test and Draft messages stay inside.
 DELIVERED_STATUSES = frozenset({"Actual", "Exercise"})
+#: The CAP scope of what reaches subscribers; a Restricted alert (reaching no place) is for operators.
+PUBLIC_SCOPE = "Public"
 
 
 class BodyFormat(StrEnum):
@@ -87,13 +89,19 @@ def areas_overlap(alert_codes: Iterable[str], prefixes: Iterable[str]) -> bool:
     )
 
 
+def public(alert: Mapping[str, Any]) -> bool:
+    """Whether a stored alert is for the public (CAP scope Public), not for operators only
+    (Restricted: its warning reaches no place, see ``compose``)."""
+    return (alert.get("cap_json") or {}).get("scope", PUBLIC_SCOPE) == PUBLIC_SCOPE
+
+
 def wants(subscription: Mapping[str, Any], alert: Mapping[str, Any]) -> bool:
     """Whether ``subscription`` should receive ``alert`` (both as stored rows).
 
     Exercise alerts go only to subscriptions that opted in with ``include_exercises``: a drill
     must never reach a channel subscribed to actual alerts only.
     """
-    if not subscription["active"] or alert["status"] not in DELIVERED_STATUSES:
+    if not subscription["active"] or alert["status"] not in DELIVERED_STATUSES or not public(alert):
         return False
     if alert["status"] == "Exercise" and not subscription["include_exercises"]:
         return False

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from haechi.core.clock import utcnow
 from haechi.model.access import Role
 from haechi.model.events import AlertSent
+from haechi.store import warnings as warning_store
 from haechi.store.access import Principal
 from haechi.warnings import manual
 
@@ -38,9 +40,18 @@ async def issue_alert(request: Request, engine: Db, body: manual.ManualAlert, wh
 async def cancel_warning(request: Request, engine: Db, warning_id: Id,
                          who: Issuer) -> JSONResponse:
     """The all-clear: a CAP Cancel referencing the warning's earlier alerts."""
+    await anyio.to_thread.run_sync(_ensure_cancellable_by, engine, who, warning_id)
     alert = await manual.cancel(engine, request.app.state.bus, warning_id,
                                 sender=request.app.state.settings.cap_sender, now=utcnow(), actor=who.name)
     return _created(alert)
+
+
+def _ensure_cancellable_by(engine, who: Principal, warning_id: int) -> None:
+    """A district official lifts only warnings of their own district, as they issue only there
+    (a city-wide one, or one that spans districts, is the city's to lift)."""
+    with engine.connect() as conn:
+        area_code = warning_store.get_warning(conn, warning_id)["area_code"]
+    ensure_in_own_area(who, area_code, "path.warning_id")
 
 
 def _created(alert: AlertSent) -> JSONResponse:

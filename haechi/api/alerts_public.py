@@ -1,7 +1,13 @@
 """Alerts for everyone: Atom feeds of CAP alerts, and each alert as CAP XML or JSON.
 
 Only actual alerts are public by default; drills are shown when asked for (``?status=Exercise``)
-and are marked as such. System, Test and Draft messages are for operators only.
+and are marked as such. Test messages (end-to-end checks with an aggregator) are in the
+aggregators' feed (``/alerts/aggregators.atom``, with the actual ones, as Google Public Alerts
+asks) and readable by their links, but in no feed, list or page citizens are pointed to. System and
+Draft messages are for operators only.
+
+Every alert is signed (XML-DSig); the public key is at ``/alerts/signing-key.pem``. Each alert's
+``<web>`` is its page here, ``/alerts/<identifier>.html``.
 
 What is public is answered from memory (``public_cache``): rendered once per warning or alert
 event, with a strong ETag (``If-None-Match`` → 304) and ``Cache-Control`` for caches in front.
@@ -13,13 +19,16 @@ from email.utils import format_datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse
 from pydantic import Field, field_validator
 
-from haechi.alerts import feeds
-from haechi.alerts.webhooks import CAP_XML, alert_links, primary_language
+from haechi.alerts import feeds, issuer, page
+from haechi.alerts.signing import PUBLIC_KEY_MEDIA
+from haechi.alerts.webhooks import CAP_XML, alert_links, primary_language, public
 from haechi.core.errors import NotFound
 from haechi.model.access import Role
 from haechi.store import alerting, areas
+from haechi.store import warnings as alert_store
 
 from .auth import identify
 from .common import API_PREFIX, AreaCode, Db, Id, Limit, Moment, Offset, QueryParams, Record, UtcMoment
@@ -28,9 +37,12 @@ from .public_cache import DOCUMENT, FEED, share
 
 router = APIRouter(tags=["alerts"], responses=PROBLEM_RESPONSES)
 
-#: Statuses anyone may read; drills only when asked for.
+#: Statuses of the feeds and lists people are pointed to; drills only when asked for.
 PublicStatus = Literal["Actual", "Exercise"]
-PUBLIC_STATUSES = frozenset({"Actual", "Exercise"})
+#: Statuses of the messages anyone may fetch by their link (an aggregator fetches Test ones too).
+PUBLIC_STATUSES = frozenset({"Actual", "Exercise", "Test"})
+#: What aggregators pull: actual alerts, and the tests they check the path with (and never show).
+AGGREGATOR_STATUSES = ("Actual", "Test")
 #: Roles that may read System, Test and Draft messages too.
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR})
 
@@ -112,6 +124,60 @@ def city_feed(request: Request, engine: Db, q: Annotated[FeedQuery, Query()]) ->
     return _feed_response(request, rows, "all", names, q)
 
 
+# Declared before the district feed, whose path would otherwise take "aggregators" for a district.
+@router.get(
+    "/alerts/aggregators.atom",
+    response_class=Response,
+    responses=ATOM_RESPONSE,
+    summary="Atom feed for alert aggregators (actual and Test) · 경보 수집기용 피드",
+)
+def aggregator_feed(request: Request, engine: Db, q: Annotated[FeedQuery, Query()]) -> Response:
+    """Every actual alert of the city and the Test messages an aggregator checks the path with
+    (Google Public Alerts wants tests in the production feed; it never shows them). Citizens are
+    pointed to `/alerts.atom`, which has no tests."""
+    with engine.begin() as conn:
+        city = next(iter(areas.list_areas(conn, level="city")), None)
+        rows = alerting.list_alerts(conn, statuses=list(AGGREGATOR_STATUSES), limit=q.limit)
+    names = (city["name_ko"], city["name_en"]) if city else ("해치", "Haechi")
+    return _feed_response(request, rows, "aggregators", names, q.model_copy(update={"status": "Actual"}))
+
+
+@router.get(
+    "/alerts/signing-key.pem",
+    response_class=Response,
+    responses={200: {"content": {PUBLIC_KEY_MEDIA: {}}, "description": "RSA public key, PEM (SubjectPublicKeyInfo)"}},
+    summary="The key alerts are signed with · 경보 서명 공개키",
+)
+def signing_key(request: Request) -> Response:
+    """The public key of the XML-DSig signature (RSA-SHA256) every CAP alert carries: check one with
+    `xmlsec1 --verify --pubkey-pem signing-key.pem alert.xml` (docs/alerts.md)."""
+    share(request, DOCUMENT)
+    return Response(_issuer(request).signer.public_pem(), media_type=PUBLIC_KEY_MEDIA)
+
+
+@router.get(
+    "/alerts/{identifier}.html",
+    response_class=HTMLResponse,
+    summary="An alert's public page · 경보 안내 페이지",
+)
+def alert_page(
+    request: Request, engine: Db,
+    identifier: Annotated[str, Path(max_length=200, description="The CAP identifier")],
+) -> HTMLResponse:
+    """The alert in every language it was written in: the page its CAP `<web>` links."""
+    with engine.begin() as conn:
+        alert = alert_store.get_alert_by_identifier(conn, identifier)
+    if alert is None or alert["status"] not in PUBLIC_STATUSES or not public(alert):
+        raise NotFound(f"no alert {identifier!r}")
+    share(request, DOCUMENT)
+    links = alert_links(_public_url(request), alert["id"])
+    return HTMLResponse(page.render(alert, links))
+
+
+def _issuer(request: Request) -> issuer.Issuer:
+    return getattr(request.app.state, "cap_issuer", None) or issuer.current()
+
+
 @router.get(
     "/alerts/{district_code}.atom",
     response_class=Response,
@@ -166,11 +232,13 @@ def _public_url(request: Request) -> str:
 def list_alerts(
     request: Request, engine: Db, q: Annotated[AlertFilter, Query()]
 ) -> list[dict[str, Any]]:
-    """Actual alerts, newest first (drills with `status=Exercise`)."""
+    """Actual alerts, newest first (drills with `status=Exercise`). Staff also get the Restricted
+    ones: alerts of warnings that reach no place (a sensor with no location), for operators only."""
+    scopes = ("Public", "Restricted") if _is_staff(request, engine) else ("Public",)
     with engine.begin() as conn:
         rows = alerting.list_alerts(
             conn, statuses=[q.status], area_code=q.area, hazard=q.hazard, since=q.since,
-            limit=q.limit, offset=q.offset,
+            limit=q.limit, offset=q.offset, scopes=scopes,
         )
     share(request, FEED)
     return [_with_links(request, r) for r in rows]
@@ -204,7 +272,7 @@ def _readable_alert(request: Request, engine: Db, alert_id: int) -> dict[str, An
     """The alert, if this caller may read it: anyone for public statuses, staff for the rest."""
     with engine.begin() as conn:
         alert = alerting.get_alert(conn, alert_id)
-    if alert["status"] in PUBLIC_STATUSES:
+    if alert["status"] in PUBLIC_STATUSES and public(alert):
         share(request, DOCUMENT)  # never an unpublished one: those differ by who asks
     elif not _is_staff(request, engine):
         raise NotFound(f"no alert with id {alert_id}")  # unpublished messages are not disclosed

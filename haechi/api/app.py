@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterable
 import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from haechi import __version__
 from haechi.core.events import Bus
@@ -25,6 +26,8 @@ from .metrics import HttpMetrics, MetricsMiddleware
 from .pages import install_pages
 from .problems import install_problem_handlers
 from .public_cache import PublicCache, PublicCacheMiddleware
+from .shedding import ReadBound, WriteLimiter, WriteLimits
+from .shedding import load as load_shedding
 from .system import Readiness
 
 log = logging.getLogger(__name__)
@@ -83,7 +86,14 @@ def create_app(
                                   "/sta/v1.1/CreateObservations": settings.max_sta_batch_bytes,
                                   f"{reports.API_PREFIX}/reports/*/photos": settings.max_photo_bytes})
     app.add_middleware(AuditMiddleware, engine=engine)
+    # Shedding before the audit: a refusal that cost a database write would shed nothing.
+    shedding = load_shedding(settings.shedding_file)
+    app.state.write_limiter = WriteLimiter(shedding.writes)
+    app.add_middleware(WriteLimits, engine=engine, limiter=app.state.write_limiter)
+    app.add_middleware(ReadBound, bound=shedding)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    # Outermost: every layer sees the client a trusted proxy forwarded (`haechi serve` leaves it to this).
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app
 
 

@@ -128,6 +128,26 @@ CATALOGUE: dict[str, ProblemType] = {
             "저장된 데이터와 충돌합니다 (중복 키 또는 참조 대상 없음).",
         ),
         ProblemType(
+            "rate-limited",
+            429,
+            "Too many requests",
+            "요청이 너무 많음",
+            "This address sent more of these requests than the server takes from one client; wait the "
+            "seconds in `Retry-After`, then send it again. Staff tokens are not limited.",
+            "한 주소에서 받을 수 있는 것보다 많은 요청을 보냈습니다. `Retry-After`의 초만큼 기다린 뒤 다시 "
+            "보내세요. 직원 토큰에는 제한이 없습니다.",
+        ),
+        ProblemType(
+            "overloaded",
+            503,
+            "Server busy",
+            "서버 혼잡",
+            "The server is answering as many requests as it can at once; retry after the seconds in "
+            "`Retry-After`. It refuses at once rather than keep you waiting in a queue.",
+            "서버가 한 번에 처리할 수 있는 만큼 요청을 처리하고 있습니다. `Retry-After`의 초만큼 기다린 뒤 "
+            "다시 시도하세요. 줄을 세워 기다리게 하는 대신 바로 알려 드립니다.",
+        ),
+        ProblemType(
             "internal-error",
             500,
             "Internal error",
@@ -145,7 +165,9 @@ CATALOGUE: dict[str, ProblemType] = {
         ),
     )
 }
-BY_STATUS = {t.status: t for t in CATALOGUE.values() if t.slug != "malformed-json"}
+#: The type of a problem given by its status alone; these share their status with a more usual one.
+NAMED_ONLY = frozenset({"malformed-json", "overloaded"})
+BY_STATUS = {t.status: t for t in CATALOGUE.values() if t.slug not in NAMED_ONLY}
 
 
 def prefers_korean(request: Request) -> bool:

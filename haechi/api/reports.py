@@ -35,6 +35,7 @@ from .common import (
     kept_if_refused,
 )
 from .problems import PROBLEM_RESPONSES
+from .shedding import RATE_LIMITED
 
 router = APIRouter(prefix=API_PREFIX, tags=["reports"], responses=PROBLEM_RESPONSES)
 
@@ -75,12 +76,16 @@ class StaffReport(Report):
 
 
 @router.post(
-    "/reports", status_code=201, response_model=Report, summary="Report a hazard · 안전신고",
+    "/reports", status_code=201, response_model=Report, summary="Report a hazard · 안전신고", responses=RATE_LIMITED,
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": ReportIn.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
 )
 async def add_report(request: Request, who: Authenticated, engine: Db, response: Response) -> dict[str, Any]:
     """Any token may report (citizens are the usual reporters); the report starts as `new`.
+
+    Each address may send a few reports at once and one every few seconds after
+    (`haechi/api/shedding.toml`); beyond that the answer is 429 with `Retry-After`, and the
+    report is not taken. Staff tokens are not limited.
 
     A refused report is answered with the fields at fault and kept, with its reason, in the
     dead-letter store, so what a citizen typed is never lost.
@@ -102,6 +107,7 @@ def _add_report(engine, raw: bytes, token_id: int | None) -> dict[str, Any]:
 
 
 @router.post("/reports/{report_id}/photos", status_code=201, summary="Attach a photo · 신고 사진 첨부",
+             responses=RATE_LIMITED,
              openapi_extra={"requestBody": {"required": True, "content": {
                  m: {"schema": {"type": "string", "format": "binary"}} for m in SIGNATURES}}})
 async def add_photo(

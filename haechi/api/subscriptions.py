@@ -4,7 +4,8 @@ A subscription names where alerts go (an https URL of a public address; ``haechi
 names the exceptions a deployment may allow), for which areas (행정표준코드 prefixes; none =
 everywhere), in which languages and with guidance for which audiences (none = all), and whether
 drills are wanted. Its secret signs every delivery; it is shown once, when created or
-rotated, and never listed.
+rotated, and never listed. Writes by anyone but staff are rate-limited per address
+(``haechi/api/shedding.toml``): 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from .common import (
     ensure_area_exists,
 )
 from .problems import PROBLEM_RESPONSES
+from .shedding import RATE_LIMITED
 
 router = APIRouter(prefix=API_PREFIX, tags=["subscriptions"], responses=PROBLEM_RESPONSES)
 
@@ -187,6 +189,7 @@ class Delivery(Record):
     status_code=201,
     response_model=NewSubscription,
     summary="Subscribe a webhook · 웹훅 구독 등록",
+    responses=RATE_LIMITED,
 )
 def create_subscription(
     body: SubscriptionIn, _who: Operator, engine: Db, request: Request, response: Response
@@ -226,6 +229,7 @@ def get_subscription(
     "/subscriptions/{subscription_id}",
     response_model=Subscription,
     summary="Change a webhook subscription · 웹훅 구독 변경",
+    responses=RATE_LIMITED,
 )
 def change_subscription(
     body: SubscriptionChanges,
@@ -249,6 +253,7 @@ def change_subscription(
     "/subscriptions/{subscription_id}/secret",
     response_model=NewSubscription,
     summary="Rotate a subscription's secret · 웹훅 비밀키 교체",
+    responses=RATE_LIMITED,
 )
 def rotate_secret(_who: Operator, engine: Db, subscription_id: SubscriptionId) -> dict[str, Any]:
     """A new secret signs deliveries from now on; it is shown this once."""
@@ -261,6 +266,7 @@ def rotate_secret(_who: Operator, engine: Db, subscription_id: SubscriptionId) -
     status_code=204,
     response_class=Response,
     summary="Delete a webhook subscription · 웹훅 구독 삭제",
+    responses=RATE_LIMITED,
 )
 def delete_subscription(_who: Operator, engine: Db, subscription_id: SubscriptionId) -> Response:
     """Deletes its delivery log too; to keep the log, PATCH `active: false` instead."""
@@ -296,6 +302,7 @@ def list_deliveries(
     status_code=202,
     response_model=Delivery,
     summary="Retry a failed delivery · 실패한 전송 재시도",
+    responses=RATE_LIMITED,
 )
 async def retry_delivery(
     request: Request,

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
         None, description="Base URL people and webhooks reach this server at (behind a proxy); host:port if unset."
     )
     cap_sender: str = Field("haechi@seoul.go.kr", description="CAP <sender> of the alerts this server issues.")
+    cap_signing_key: str = Field(
+        "haechi-cap-signing-key.pem", description="PEM file of the RSA key every CAP alert is signed with "
+        "(XML-DSig); made there on first start if missing. Its public key is served at /alerts/signing-key.pem.")
     river_forecasts: bool = Field(
         True, description="Run the river model on each new gauge reading, so forecast warnings come on their own.")
     # Webhook URLs come from subscribers: by default only public https addresses (haechi/alerts/egress.py).
@@ -62,6 +65,11 @@ class Settings(BaseSettings):
     lake_dir: str = Field("lake", description="Folder of the Parquet lake and data marts (haechi lake/mart).")
     open_rate_per_s: float = Field(2.0, description="Open-data requests refilled per second per client.")
     open_burst: int = Field(30, description="Open-data requests a client may make at once (token bucket size).")
+    trusted_proxies: list[str] = Field(
+        ["127.0.0.1"], description='Proxies whose X-Forwarded-For names the client (rate limits count by it), '
+        'as JSON: ["10.0.0.5", "10.20.0.0/16"]; from any other peer the header is ignored.')
+    shedding_file: str | None = Field(
+        None, description="A TOML of one's own write rate limits and read bound; haechi/api/shedding.toml if unset.")
 
 
 @lru_cache

@@ -68,6 +68,7 @@ class WarningAcknowledged(TypedDict):
     criterion: dict[str, Any] | None
     exercise: bool
     acknowledged_by: str | None  # the center (or role) that took charge, never a person
+    unplaced: NotRequired[dict[str, str] | None]  # why it has no district: code, ko, en (kept all the same)
     issued_at: str | None
     updated_at: str | None
     cancelled_at: str | None

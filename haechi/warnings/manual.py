@@ -1,9 +1,15 @@
-"""Warnings by hand: an operator issues, updates or cancels a warning and its alert, or runs a drill.
+"""Warnings by hand: an operator issues, updates or cancels a warning and its alert, runs a drill, or
+sends a test for an aggregator.
 
 The same path as the engine's (:func:`.service.change_warning`): a warning change for a hazard ×
 area, targeted from the integrated DB, its CAP alert composed from the hand-written templates and
 validated against the CAP schema by the alerts capability, then ``warning.changed`` and
 ``alert.sent`` published on the bus given.
+
+A test (CAP ``status`` Test) checks the path end to end with an aggregator (Google Public Alerts
+asks for periodic ones, update and cancel included): its warning is kept out of the public like a
+drill's, and the message goes only to the aggregators' feed, never to the portal, citizens'
+webhooks or the map.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from haechi.store import areas
 from haechi.store import warnings as store
 
 from .criteria import load_criteria
-from .service import change_warning
+from .service import change_warning, practice_of
 
 #: The area key of a code by its length (codes nest: 11 Seoul ⊃ 11140 Jung-gu ⊃ 11140101 a dong).
 AREA_KINDS = {2: "city", 5: "district", 8: "dong"}
@@ -42,6 +48,8 @@ class ManualAlert(BaseModel):
     languages: list[str] | None = Field(None, description="Subset of ko, en, zh, ja, vi (all by default)")
     expires: AwareDatetime | None = Field(None, description="When the alert expires (the hazard's default if absent)")
     exercise: bool = Field(False, description="A drill: CAP status Exercise, marked everywhere")
+    test: bool = Field(False, description="An end-to-end check with an aggregator: CAP status Test, only in "
+                       "the aggregators' feed (/alerts/aggregators.atom), never shown to citizens")
 
 
 def criterion_for(hazard: str, level: str) -> Criterion:
@@ -61,38 +69,49 @@ async def issue(db: Engine, bus: Bus, request: ManualAlert, *, sender: str, now:
     """Issue (or, when one is in force there, update) the warning and its alert."""
     change = await anyio.to_thread.run_sync(_issue_change, db, request, now)
     return await change_warning(db, bus, change, sender=sender, now=now, exercise=request.exercise,
-                                languages=_cap_languages(request.languages), expires=request.expires,
-                                created_by=actor)
+                                test=request.test, languages=_cap_languages(request.languages),
+                                expires=request.expires, created_by=actor)
 
 
 async def cancel(db: Engine, bus: Bus, warning_id: int, *, sender: str, now: datetime, actor: str) -> AlertSent:
-    """The all-clear of a warning in force."""
-    change, exercise = await anyio.to_thread.run_sync(_cancel_change, db, warning_id, now)
-    return await change_warning(db, bus, change, sender=sender, now=now, exercise=exercise, created_by=actor)
+    """The all-clear of a warning in force (a drill's is a drill, a test's a test)."""
+    change, exercise, test = await anyio.to_thread.run_sync(_cancel_change, db, warning_id, now)
+    return await change_warning(db, bus, change, sender=sender, now=now, exercise=exercise, test=test,
+                                created_by=actor)
 
 
 def _issue_change(db: Engine, request: ManualAlert, now: datetime) -> Change:
     criterion = criterion_for(request.hazard, request.level)
     _check(db, request, now)
     key = f"{AREA_KINDS[len(request.area)]}:{request.area}"
+    practice = request.exercise or request.test
     with db.connect() as conn:
-        kind = "update" if store.active_warning(conn, request.hazard, key) else "issue"
+        in_force = store.active_warning(conn, request.hazard, key, practice=practice)
+        other = None if in_force else store.active_warning(conn, request.hazard, key, practice=not practice)
+    if other is not None:  # an operator mixing them up: the engine may, an operator is asked to choose
+        what = "an actual warning" if practice else "a drill or test"
+        raise Conflict(f"{what} of {request.hazard} is in force in {request.area} (warning {other['id']}): "
+                       "cancel it first, so real and practice messages never update each other")
+    kind = "update" if in_force else "issue"
     return Change(kind, request.hazard, key, criterion, None,
                   request.value if request.value is not None else criterion.value, now, None)
 
 
-def _cancel_change(db: Engine, warning_id: int, now: datetime) -> tuple[Change, bool]:
-    """The cancel of a warning in force, and whether it is a drill."""
+def _cancel_change(db: Engine, warning_id: int, now: datetime) -> tuple[Change, bool, bool]:
+    """The cancel of a warning in force, and whether it is a drill, and whether a test."""
     with db.connect() as conn:
         warning = store.get_warning(conn, warning_id)
+        latest = store.latest_alert_of(conn, warning_id)
     if warning["status"] != "active":
         raise Conflict(f"warning {warning_id} is already {warning['status']}")
     criterion = criterion_for(warning["hazard"], warning["level"])
     change = Change("cancel", warning["hazard"], warning["area_key"], None, criterion, warning["value"], now, None)
-    return change, warning["exercise"]
+    return change, *practice_of(warning, latest)
 
 
 def _check(db: Engine, request: ManualAlert, now: datetime) -> None:
+    if request.exercise and request.test:
+        raise InvalidInput("an alert is a drill (exercise) or a test (test), not both", field="body.test")
     if request.expires is not None and request.expires <= now:
         raise InvalidInput(f"expires {request.expires.isoformat()} is in the past", field="body.expires")
     with db.connect() as conn:

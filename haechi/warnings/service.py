@@ -9,6 +9,12 @@ Every path that changes a warning goes through :func:`change_warning`: the engin
 refresher, an operator by hand (``manual.py``, over the API or the CLI) and drills, so the owner
 publishes the same two events whoever made the change.
 
+A warning whose area cannot be placed (its sensor has no location, or lies outside every loaded
+district) is never dropped: it is recorded with the reason (``warnings.unplaced``), announced as
+usual, and kept in the dead letters with that reason for an operator to place the sensor. A stream
+that had no district when the engine first met it is placed again before its readings are judged
+(:meth:`WarningService.place_unplaced`), so a Location linked later takes effect.
+
 Exactly once, by construction: a change's CAP identifier is derived from what it announces
 (hazard, area, time, kind) and unique in the DB, so recording a change already recorded — the
 same readings processed again by another engine after a failover, or by two at once — finds
@@ -29,18 +35,20 @@ from functools import partial
 from typing import Any
 
 import anyio.to_thread
+import orjson
 from sqlalchemy import Engine as Database
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from haechi.alerts.compose import identifier_time, make_identifier
 from haechi.alerts.publish import alert_for_change, alert_sent
-from haechi.cities.targeting import AreaFacts, area_facts
+from haechi.cities.targeting import AreaFacts, area_facts, place_streams
 from haechi.core.clock import utcnow
 from haechi.core.events import Bus, Event
 from haechi.model.catalogue import catalogue
 from haechi.model.events import ALERT_SENT, OBSERVATION_STORED, WARNING_CHANGED, AlertSent, WarningChanged, event
 from haechi.model.hazards import Change, Criterion
+from haechi.store import deadletters
 from haechi.store import warnings as store
 from haechi.store.schema import datastreams, facilities, observed_properties, places, things
 
@@ -61,8 +69,8 @@ LATE_READINGS = timedelta(hours=1)
 FORECAST_PREFIX = "forecast_"
 
 
-def describe_streams(conn) -> dict[int, StreamInfo]:
-    """Every datastream as the engine needs it: property, district, station, facility type."""
+def describe_streams(conn, ids: set[int] | None = None) -> dict[int, StreamInfo]:
+    """Every datastream (or these) as the engine needs it: property, district, station, facility type."""
     ds, op, th, pl, fa = datastreams.c, observed_properties.c, things.c, places.c, facilities.c
     query = (
         select(ds.id, op.code, ds.area_code, ds.thing_id, pl.kind, pl.ref, fa.facility_type, fa.safety_grade)
@@ -71,6 +79,8 @@ def describe_streams(conn) -> dict[int, StreamInfo]:
         .outerjoin(places, pl.id == th.place_id)
         .outerjoin(facilities, fa.place_id == pl.id)
     )
+    if ids is not None:
+        query = query.where(ds.id.in_(sorted(ids)))
     intervals = {code: p.limits.interval_s for code, p in catalogue().items()}
     return {
         r.id: StreamInfo(r.id, r.code, r.area_code, r.thing_id, r.kind, r.ref, r.facility_type, r.safety_grade,
@@ -184,8 +194,23 @@ class WarningService:
                 self.streams = describe_streams(conn)
         return self.streams.get(stream_id)
 
-    def due_for_refresh(self, now: datetime) -> list[tuple[Change, bool]]:
-        """Warnings still in force whose latest alert expires within ``REFRESH_BEFORE``: they get an Update."""
+    def _unplaced(self, stream_id: int) -> bool:
+        info = self.streams.get(stream_id)
+        return info is not None and not info.area_code
+
+    def place_unplaced(self, stream_ids: set[int]) -> None:
+        """Place streams that had no district (a Location linked or a pack loaded since) and let
+        the engine judge them for it; a stream with a warning in force keeps its area until lifted."""
+        with self.db.begin() as conn:
+            place_streams(conn, stream_ids)
+            described = describe_streams(conn, stream_ids)
+        for sid, info in described.items():
+            if info.area_code and self.engine.relocate(sid, info.area_code):
+                self.streams[sid] = info
+
+    def due_for_refresh(self, now: datetime) -> list[tuple[Change, bool, bool]]:
+        """Warnings still in force whose latest alert expires within ``REFRESH_BEFORE``: they get an
+        Update, with whether it is a drill and whether a test (as their latest message was)."""
         due = []
         with self.db.connect() as conn:
             for w in store.list_warnings(conn, limit=100_000):
@@ -196,14 +221,15 @@ class WarningService:
                                   if c.hazard == w["hazard"] and c.level == w["level"]), None)
                 if criterion is not None:
                     due.append((Change("update", w["hazard"], w["area_key"], criterion, criterion, w["value"], now,
-                                       w["datastream_id"]), w["exercise"]))
+                                       w["datastream_id"]), *practice_of(w, alert)))
         return due
 
     async def refresh(self) -> int:
         """Re-announce warnings in force before their alerts expire, so no alert lapses silently."""
         due = await anyio.to_thread.run_sync(self.due_for_refresh, self.now())
-        for change, exercise in due:
-            await change_warning(self.db, self.bus, change, sender=self.sender, now=self.now(), exercise=exercise)
+        for change, exercise, test in due:
+            await change_warning(self.db, self.bus, change, sender=self.sender, now=self.now(), exercise=exercise,
+                                 test=test)
         return len(due)
 
     async def on_stored(self, event: Event) -> None:
@@ -211,6 +237,10 @@ class WarningService:
         or an earlier batch caused is not recorded yet because the DB is unreachable: the engine has
         moved on, so the change waits here, in order, and is recorded first thing next time."""
         await self._ready.wait()
+        unplaced = {o["datastream_id"] for o in event.data["observations"]
+                    if self._unplaced(o["datastream_id"]) and self.engine.watches(o["datastream_id"])}
+        if unplaced:
+            await anyio.to_thread.run_sync(self.place_unplaced, unplaced)
         watched = self.engine.watches
         readings = [(o["datastream_id"], datetime.fromisoformat(o["phenomenon_time"]), o["result"], o["quality"],
                      datetime.fromisoformat(o["result_time"]) if o.get("result_time") else None)
@@ -239,6 +269,13 @@ class _History:
     since: datetime
     settled: dict[tuple[str, str], datetime]
     in_force: dict[tuple[str, str], tuple[int | None, str | None] | None]
+
+
+def practice_of(warning: dict[str, Any], latest_alert: dict[str, Any] | None) -> tuple[bool, bool]:
+    """Whether a warning's next message is a drill's, and whether a test's: a warning kept from the
+    public (``exercise``) is a test when its messages are Test, a drill otherwise."""
+    test = bool(warning["exercise"]) and latest_alert is not None and latest_alert["status"] == "Test"
+    return bool(warning["exercise"]) and not test, test
 
 
 def _settled(alerts: list[dict[str, Any]]) -> dict[tuple[str, str], datetime]:
@@ -289,7 +326,7 @@ async def _publish(bus: Bus, recorded: Recorded) -> None:
 
 
 def record_change(
-    db: Database, change: Change, *, sender: str, now: datetime, exercise: bool = False,
+    db: Database, change: Change, *, sender: str, now: datetime, exercise: bool = False, test: bool = False,
     languages: list[str] | None = None, expires: datetime | None = None, created_by: str = "warnings-engine",
 ) -> Recorded:
     """Store a warning's new state and its CAP alert in one transaction; publishes nothing (see
@@ -298,14 +335,15 @@ def record_change(
     Idempotent: when the alert this change would get (its identifier) is stored already, the stored
     one is returned and nothing changes. Two engines recording the same change at once: the unique
     identifier refuses the second alert, its whole transaction (the warning row too) rolls back,
-    and it returns the first one's, read in a fresh transaction."""
-    identifier = make_identifier(change, exercise)
+    and it returns the first one's, read in a fresh transaction. A ``test`` (CAP status Test) is kept
+    out of the public like a drill."""
+    identifier = make_identifier(change, exercise, test)
     try:
-        return _already(db, change, identifier, exercise) or _record(
-            db, change, sender=sender, now=now, exercise=exercise, languages=languages, expires=expires,
-            created_by=created_by)
+        return _already(db, change, identifier, exercise or test) or _record(
+            db, change, identifier, sender=sender, now=now, exercise=exercise, test=test, languages=languages,
+            expires=expires, created_by=created_by)
     except IntegrityError:
-        found = _already(db, change, identifier, exercise)
+        found = _already(db, change, identifier, exercise or test)
         if found is None:  # another key refused it: not a duplicate of this change
             raise
         return found
@@ -323,22 +361,36 @@ def _already(db: Database, change: Change, identifier: str, exercise: bool) -> R
     return Recorded(_changed(change, alert["warning_id"], area_code, exercise, sent), sent, new=False)
 
 
-def _record(db: Database, change: Change, *, sender: str, now: datetime, exercise: bool,
-            languages: list[str] | None, expires: datetime | None, created_by: str) -> Recorded:
+def _record(db: Database, change: Change, identifier: str, *, sender: str, now: datetime, exercise: bool,
+            test: bool, languages: list[str] | None, expires: datetime | None, created_by: str) -> Recorded:
     with db.begin() as conn:
         facts = area_facts(conn, change.area, change.hazard, change.datastream_id)
-        warning = store.active_warning(conn, change.hazard, change.area)
+        warning = store.active_warning(conn, change.hazard, change.area, practice=exercise or test)
         if warning is None and change.kind != "cancel":
-            warning_id = store.open_warning(conn, _warning_row(change, facts, now, exercise))
+            warning_id = store.open_warning(conn, _warning_row(change, facts, now, exercise or test))
         elif warning is not None:
             warning_id = warning["id"]
-            store.change_warning(conn, warning_id, _warning_update(change, now))
+            store.change_warning(conn, warning_id, _warning_update(change, now) | (
+                {"unplaced": facts.unplaced, "area_code": facts.area_code} if change.kind != "cancel" else {}))
         else:
             raise LookupError(f"cancel of {change.hazard} in {change.area} with no warning in force")
         previous = store.latest_alert_of(conn, warning_id)
-        alert = alert_for_change(conn, change, facts, warning_id, previous, sender=sender, now=now,
-                                 exercise=exercise, languages=languages, expires=expires, created_by=created_by)
-    return Recorded(_changed(change, warning_id, facts.area_code, exercise, alert), alert)
+        alert = alert_for_change(conn, change, facts, warning_id, previous, identifier, sender=sender, now=now,
+                                 exercise=exercise, test=test, languages=languages, expires=expires,
+                                 created_by=created_by)
+        if facts.unplaced:
+            _keep_unplaced(conn, change, facts, warning_id, alert)
+    return Recorded(_changed(change, warning_id, facts.area_code, exercise or test, alert), alert)
+
+
+def _keep_unplaced(conn, change: Change, facts: AreaFacts, warning_id: int, alert: AlertSent) -> None:
+    """A change no district holds, in the dead letters with the reason: someone must place its sensor."""
+    log.warning("%s (warning %d, %s of %s, kept)", facts.unplaced_reason, warning_id, change.kind, change.hazard)
+    deadletters.keep(conn, f"{deadletters.WARNING_SOURCE}{change.area}", facts.unplaced_reason, orjson.dumps({
+        "warning_id": warning_id, "kind": change.kind, "hazard": change.hazard, "area": change.area,
+        "level": change.criterion.level if change.criterion else None, "value": change.value,
+        "at": change.at.isoformat(), "datastream_id": change.datastream_id, "alert": alert["identifier"],
+        "unplaced": facts.unplaced}))
 
 
 def _warning_row(change: Change, facts: AreaFacts, now: datetime, exercise: bool) -> dict[str, Any]:
@@ -346,7 +398,7 @@ def _warning_row(change: Change, facts: AreaFacts, now: datetime, exercise: bool
     return {"hazard": change.hazard, "area_key": change.area, "area_code": facts.area_code, "level": c.level,
             "crisis_level": c.crisis_level, "value": change.value, "unit": c.unit, "criterion": _rule(c),
             "datastream_id": change.datastream_id, "exercise": exercise, "issued_at": change.at,
-            "updated_at": now}
+            "updated_at": now, "unplaced": facts.unplaced}
 
 
 def _warning_update(change: Change, now: datetime) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Haechi's hand-written alert messages and action guidance, read from the TOML files beside this.
 
 - ``common.toml``: languages, units, property and level vocabulary, time formats, update templates,
-  exercise marks, sender name and contact.
+  exercise and test marks, sender name and contact.
 - ``hazards/<hazard>.toml``: per level and language the level's ``name``, ``headline``,
   ``description`` and ``instruction``; the all-clear (``cancel``) texts; CAP categories, response
   types and the default expiry.
