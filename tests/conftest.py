@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,8 @@ POSTGRES_URL = os.environ.get(
     "HAECHI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The CAP signing key every app of the run makes on first use: one per run, outside the checkout.
+os.environ.setdefault("HAECHI_CAP_SIGNING_KEY", str(Path(tempfile.mkdtemp(prefix="haechi-test-")) / "cap-key.pem"))
 
 
 def service_unavailable(what: str, why: Exception | str) -> None:
