@@ -43,8 +43,8 @@ def service_unavailable(what: str, why: Exception | str) -> None:
 
 
 @contextlib.contextmanager
-def fresh_postgres(prefix: str = "haechi_test") -> Iterator[str]:
-    """A new, migrated PostgreSQL database of its own, dropped afterwards."""
+def fresh_postgres(prefix: str = "haechi_test", *, migrated: bool = True) -> Iterator[str]:
+    """A new PostgreSQL database of its own (migrated unless told otherwise), dropped afterwards."""
     admin_url = make_url(POSTGRES_URL)
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
@@ -54,7 +54,8 @@ def fresh_postgres(prefix: str = "haechi_test") -> Iterator[str]:
     except Exception as exc:  # noqa: BLE001 - any failure to reach the server means "unavailable"
         service_unavailable("PostgreSQL", exc)
     url = admin_url.set(database=name).render_as_string(hide_password=False)
-    open_db(url).dispose()
+    if migrated:
+        open_db(url).dispose()
     try:
         yield url
     finally:

@@ -36,37 +36,26 @@ def test_every_migration_downgrades_and_upgrades_again(tmp_path):
         engine.dispose()
 
 
-def test_replicas_started_together_migrate_a_new_database_once(tmp_path):
+def test_replicas_started_together_migrate_a_new_database_once():
     """A rolling deploy starts several servers on one new PostgreSQL database at once: each runs
     the migrations at start-up; all must come up, and the schema be built once."""
     import subprocess
     import sys
-    import uuid
 
-    from conftest import POSTGRES_URL, service_unavailable
-    from sqlalchemy import create_engine, make_url, text
+    from conftest import fresh_postgres
+    from sqlalchemy import text
 
-    admin_url = make_url(POSTGRES_URL)
-    name = f"haechi_migrate_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means "unavailable"
-        service_unavailable("PostgreSQL", exc)
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    start = "import sys; from haechi.store.db import make_engine, upgrade; upgrade(make_engine(sys.argv[1]))"
-    engine = make_engine(url)
-    try:
-        replicas = [subprocess.Popen([sys.executable, "-c", start, url], stderr=subprocess.PIPE, text=True)
-                    for _ in range(4)]
-        errors = [r.communicate(timeout=120)[1] for r in replicas]
-        failed = [err for r, err in zip(replicas, errors, strict=True) if r.returncode]
-        assert failed == []  # a replica whose migration broke on another's exits with its traceback
-        assert _differences(engine) == []
-        with engine.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with fresh_postgres("haechi_migrate", migrated=False) as url:
+        start = "import sys; from haechi.store.db import make_engine, upgrade; upgrade(make_engine(sys.argv[1]))"
+        engine = make_engine(url)
+        try:
+            replicas = [subprocess.Popen([sys.executable, "-c", start, url], stderr=subprocess.PIPE, text=True)
+                        for _ in range(4)]
+            errors = [r.communicate(timeout=120)[1] for r in replicas]
+            failed = [err for r, err in zip(replicas, errors, strict=True) if r.returncode]
+            assert failed == []  # a replica whose migration broke on another's exits with its traceback
+            assert _differences(engine) == []
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+        finally:
+            engine.dispose()
