@@ -125,18 +125,24 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = PATIEN
         time.sleep(0.05)
 
 
+#: The broker configuration shipped for deployments (docs/mqtt.md); private brokers run with it.
+SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "haechi.conf"
+
+
 class PrivateBroker:
     """A Mosquitto of this test's own, on a free port with its sessions kept in a temporary folder,
-    so that restarting it disturbs nobody else's tests on the shared broker."""
+    so that restarting it disturbs nobody else's tests on the shared broker. It runs the shipped
+    configuration (``shipped=False``: Mosquitto's defaults, to show what they lose)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, shipped: bool = True) -> None:
         self.port = free_port()
         self.url = f"mqtt://{BROKER_HOST}:{self.port}"
         self.config = folder / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} {BROKER_HOST}\nallow_anonymous true\n"
             f"persistence true\npersistence_location {folder}/\n"
-            f"user {getpass.getuser()}\nlog_dest file {folder / 'mosquitto.log'}\n")
+            f"user {getpass.getuser()}\nlog_dest file {folder / 'mosquitto.log'}\n"
+            + (SHIPPED_CONFIG.read_text(encoding="utf-8") if shipped else ""))
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:

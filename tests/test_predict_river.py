@@ -213,7 +213,8 @@ def test_forecasts_run_by_themselves_on_gauge_readings_and_warn_at_the_time_they
         for row in rows[-6:]:
             at = datetime.fromisoformat(row["time_kst"]).replace(tzinfo=KST)
             await pipeline.ingest([Reading(ids[k], at, float(row[c])) for k, c in columns.items() if row[c]], "test")
-        forecaster.stop()
+            await forecaster.settled()  # runs happen off the ingest path: let each reading's run be made
+        await forecaster.stop()
         warnings.stop()
 
     asyncio.run(run())

@@ -3,7 +3,9 @@ process's place in the cluster (its roles, whether it leads the engines, its con
 
 Each app has its own registry, so several apps in one process (tests, workers) never clash.
 Routes are labelled by their template (``/api/v1/places/{place_id}``), never the raw path, so
-the number of series stays bounded; requests that match no route share the label ``unmatched``.
+the number of series stays bounded; requests that match no route share the label ``unmatched``,
+and requests shed before routing (haechi/api/shedding.py) the label ``shed``: status 429 for a
+write beyond its client's limit, 503 for a read beyond the process's bound.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +34,8 @@ from haechi.store.places import count_places
 
 log = logging.getLogger(__name__)
 
+#: Set in the scope by the shedding middlewares on a request they refuse before any route sees it.
+SHED = "haechi.shed"
 #: Latency buckets in seconds: API reads take milliseconds, bulk writes up to seconds.
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -59,6 +63,7 @@ class HttpMetrics:
         self.registry.register(CityCollector(engine))
         if runtime is not None:
             self.registry.register(ClusterCollector(runtime))
+            self.registry.register(MqttCollector(runtime))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         labels = (method, route, str(status))
@@ -127,6 +132,40 @@ class ClusterCollector(Collector):
         yield from (info, leader, lag)
 
 
+class MqttCollector(Collector):
+    """The MQTT ingest of this process (issue 17): what came, what was stored and acked, and the
+    readings missing per datastream (sequence numbers or expected cadence; ``haechi/ingest/gaps.py``).
+    Only streams with a gap get a series, so 100,000 healthy streams cost nothing here."""
+
+    COUNTS = (("messages", "MQTT messages taken from the broker."),
+              ("acked", "QoS-1 messages acknowledged, each after its readings were stored or queued."),
+              ("stored", "Readings stored from MQTT."),
+              ("duplicates", "Readings already stored (a redelivery)."), ("rejected", "Readings dead-lettered."),
+              ("redelivered", "Messages the broker sent again after a reconnect."),
+              ("connects", "Connections to the broker."))
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        ingest = self.runtime.context.objects.get("mqtt")
+        if ingest is None:
+            return
+        for name, help_text in self.COUNTS:
+            counter = CounterMetricFamily(f"haechi_mqtt_{name}", help_text)
+            counter.add_metric([], getattr(ingest.stats, name))
+            yield counter
+        missing = ingest.gaps.missing
+        per_stream = GaugeMetricFamily("haechi_mqtt_missing_readings", "Readings believed lost on the way in, "
+                                       "per datastream with a gap (sequence numbers, else expected cadence).",
+                                       labels=["datastream"])
+        for stream_id, n in sorted(missing.items()):
+            per_stream.add_metric([str(stream_id)], n)
+        streams = GaugeMetricFamily("haechi_mqtt_streams_with_gaps", "Datastreams with readings missing.")
+        streams.add_metric([], len(missing))
+        yield from (per_stream, streams)
+
+
 class MetricsMiddleware:
     """ASGI middleware timing every HTTP request and counting it under its route template."""
 
@@ -163,4 +202,4 @@ def route_template(scope: Scope) -> str:
     # parameters the path itself is the template, and still a bounded label.
     if scope.get("endpoint") is not None and not scope.get("path_params"):
         return scope["path"]
-    return "unmatched"
+    return "shed" if scope.get(SHED) else "unmatched"

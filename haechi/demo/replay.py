@@ -11,7 +11,7 @@ import asyncio
 import bisect
 import csv
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -202,13 +202,18 @@ def interpolate(points: list[tuple[datetime, float]], times: list[datetime]) -> 
 async def replay(
     sink: Sink, timeline: list[tuple[datetime, list[Reading]]], speed: float,
     progress: Callable[[datetime, int, int], None] = lambda *_: None,
+    settle: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """Ingest each step at its accelerated time; returns the readings sent. ``progress`` hears of
-    each step as it starts, so a scenario clock shows the step's time while it is stored."""
+    each step as it starts, so a scenario clock shows the step's time while it is stored.
+    ``settle`` is awaited after each step: work the readings trigger off the ingest path (the
+    river forecasts) is done before the next step, however fast the replay."""
     sent = 0
     async for index, (at, readings) in _paced(timeline, speed):
         progress(at, index + 1, len(timeline))
         await sink.ingest(readings, "demo")
+        if settle is not None:
+            await settle()
         sent += len(readings)
     return sent
 

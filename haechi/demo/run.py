@@ -4,6 +4,7 @@ either headless (in-process, exits when the scenario ends) or beside the running
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from rich.console import Console
@@ -59,7 +60,7 @@ class ScenarioClock:
 
 
 async def play(sink: Sink, chosen: Scenario, engine: Engine, speed: float, console: Console,
-               clock: ScenarioClock | None = None) -> int:
+               clock: ScenarioClock | None = None, settle: Callable[[], Awaitable[None]] | None = None) -> int:
     if chosen.simulation:
         return await asyncio.to_thread(what_if, engine, chosen, console)
     timeline = steps(chosen, resolve(engine, chosen))
@@ -71,7 +72,7 @@ async def play(sink: Sink, chosen: Scenario, engine: Engine, speed: float, conso
             clock.set(at)
         status.update(f"replaying {at:%Y-%m-%d %H:%M} KST · step {n}/{total}")
     with console.status("replaying…") as status:
-        sent = await replay(sink, timeline, speed, step)
+        sent = await replay(sink, timeline, speed, step, settle)
     console.print(f"scenario over: {sent} observations replayed")
     return sent
 
@@ -87,7 +88,8 @@ async def headless(engine: Engine, chosen: Scenario, speed: float, console: Cons
     show_timeline(context.bus, console)
     await runtime.start()
     try:
-        return await play(context.sink, chosen, engine, speed, console, clock)
+        forecaster = context.objects.get("forecaster")  # forecasts run off the ingest path: wait for each step's
+        return await play(context.sink, chosen, engine, speed, console, clock, forecaster and forecaster.settled)
     finally:
         await runtime.stop()
 

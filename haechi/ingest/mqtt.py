@@ -16,6 +16,11 @@ How nothing is lost (see docs/mqtt.md):
 - One message the store cannot take (a poison message) is dead-lettered on its own so it cannot
   block the stream; if even the dead letter cannot be written, the store is down: back off,
   reconnect, and let the broker redeliver.
+- Flow control: the broker sends at most Receive Maximum un-acked messages; the rest wait in its
+  queue for us (sized by deploy/mosquitto/haechi.conf). Nothing slow runs before the ack: work the
+  readings trigger (forecasts) runs off this path, so a store takes milliseconds.
+- What a broker may still drop shows: per stream, readings missing by their sequence numbers
+  (``parameters.seq``) or their expected cadence (``gaps.py``), on ``/metrics`` and in the room.
 
 The session, the acknowledgement and the reconnecting live in ``mqtt_session.py``, shared with
 the care devices' consumer; this module is what is particular to observations.
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +46,7 @@ from haechi.bus.mqtt_session import (
 )
 from haechi.model.reading import Reading, Rejected
 
+from .gaps import GapDetector
 from .parse import readings
 from .pipeline import Pipeline
 
@@ -124,13 +130,16 @@ class MqttIngest(MqttSubscriber):
         self, url: str, pipeline: Pipeline, *,
         topic_prefix: str = TOPIC_PREFIX,
         client_id: str = "haechi-ingest",
-        batch_size: int = 5000,
+        batch_size: int = 1000,  # larger ones stored less per second and held alerts up (docs/mqtt.md)
         batch_wait: float = 0.01,
         max_payload: int = MAX_PAYLOAD_BYTES,
         session_expiry: int = 7 * 24 * 3600,
         backoff: tuple[float, float] = (0.5, 30.0),
         keepalive: int = 30,
+        interval_of: Callable[[int], float | None] = lambda _stream: None,
     ) -> None:
+        """``interval_of`` gives a datastream's expected reporting interval in seconds (None when
+        unknown): readings of streams without sequence numbers are counted missing against it."""
         if any(c in topic_prefix for c in "+#") or topic_prefix.endswith("/"):
             raise ValueError(f"topic prefix {topic_prefix!r} must be plain levels such as haechi/v1")
         super().__init__(url, topic_filter(topic_prefix), client_id=client_id, batch_size=batch_size,
@@ -139,6 +148,7 @@ class MqttIngest(MqttSubscriber):
         self.pipeline = pipeline
         self.topic_prefix, self.max_payload = topic_prefix, max_payload
         self._source = f"mqtt:{self.topic_filter}"
+        self.gaps, self.interval_of = GapDetector(), interval_of
 
     async def handle(self, batch: list[Delivery]) -> None:
         try:
@@ -162,6 +172,8 @@ class MqttIngest(MqttSubscriber):
                     unreadable.setdefault(delivery.topic, []).append(item)
         if good:
             self._count(await self.pipeline.ingest(good, self._source))
+            for r in good:  # in arrival order: a broker keeps each publisher's order on a topic
+                self.gaps.observe(r.datastream_id, r.phenomenon_time, r.parameters, self.interval_of(r.datastream_id))
         for topic, items in unreadable.items():
             self._count(await self.pipeline.ingest(items, f"mqtt:{topic}"))
 

@@ -56,8 +56,13 @@ def latest_time(conn: Connection, stream_id: int) -> datetime | None:
     return as_utc(t) if t is not None else None
 
 
-def forecast_rivers(engine: Engine, *, issued_at: datetime | None = None) -> list[dict[str, Any]]:
-    """Forecast every modelled gauge 1–3 h past its latest reading; store and return the new forecasts."""
+def forecast_rivers(engine: Engine, *, issued_at: datetime | None = None,
+                    ends: dict[int, datetime] | None = None) -> list[dict[str, Any]]:
+    """Forecast every modelled gauge 1–3 h past its latest reading; store and return the new forecasts.
+
+    ``ends`` (water-level datastream id → reading time) limits the run to those gauges, each
+    forecast from that reading (the one that triggered it) rather than the newest stored.
+    """
     issued_at = issued_at or utcnow()
     stored: list[dict[str, Any]] = []
     with engine.begin() as conn:
@@ -66,9 +71,9 @@ def forecast_rivers(engine: Engine, *, issued_at: datetime | None = None) -> lis
         upstream = streams.get(("river_gauge", river.UPSTREAM_FLOW, "discharge"))
         for gauge in river.GAUGES:
             level_id = streams.get(("river_gauge", gauge, "water_level"))
-            if level_id is None or release is None or upstream is None:
+            if level_id is None or release is None or upstream is None or (ends is not None and level_id not in ends):
                 continue
-            end = latest_time(conn, level_id)
+            end = as_utc(ends[level_id]) if ends is not None else latest_time(conn, level_id)
             if end is None:
                 continue
             times = [end - river.STEP * k for k in range(river.LAGS_NEEDED, -1, -1)]

@@ -103,7 +103,14 @@ class IngestQueueLink:
 def _mqtt_ingest(c: Context):
     from haechi.ingest.mqtt import MqttIngest
 
-    return MqttIngest(c.settings.mqtt_url, c.sink) if c.settings.mqtt_url else None
+    if not c.settings.mqtt_url:
+        return None
+
+    def interval_of(stream_id: int) -> float | None:  # from the profiles in memory: no query per reading
+        profile = c.pipeline.profiles.get(stream_id)
+        return profile.limits.interval_s if profile is not None and profile.limits is not None else None
+
+    return MqttIngest(c.settings.mqtt_url, c.sink, interval_of=interval_of)
 
 
 def _queue_worker(c: Context):
@@ -135,7 +142,7 @@ SENSING = Part(
         Service("queue_worker", _queue_worker, WORKER),
     ),
     jobs=(Job("silence-watch", lambda s: s.silence_check_s, _announce_silent, ENGINE),),
-    routers=("haechi.api.sensing:router", "haechi.api.sensorthings:router"),
+    routers=("haechi.api.sensing:router", "haechi.api.sensorthings:router", "haechi.api.stations:router"),
 )
 
 
@@ -171,8 +178,15 @@ def _dispatcher(c: Context):
                            policy=c["webhook_policy"])
 
 
+def _cap_issuer(c: Context):
+    from haechi.alerts import issuer
+
+    return issuer.configure(c.settings)  # public pages and signing key of every alert; makes the key if missing
+
+
 ALERTS = Part(
     "alerts",
+    provides=(("cap_issuer", _cap_issuer),),
     services=(Service("dispatcher", _dispatcher, ENGINE),),
     routers=("haechi.api.alerts_manual:router", "haechi.api.alerts_public:router",
              "haechi.api.subscriptions:router"),
@@ -181,8 +195,23 @@ ALERTS = Part(
 
 # ── imports from existing systems (issue 7) ─────────────────────────────────────────────────
 
+def _feed_tick(settings) -> float:
+    from haechi.imports.connectors.feeds import tick_s
+
+    return tick_s()
+
+
+async def _run_due_feeds(c: Context) -> None:
+    """The live public feeds (issue 16): each connector with a key, on its own interval."""
+    from haechi.imports.connectors.schedule import run_due
+
+    await run_due(c)
+
+
 IMPORTS = Part("imports", routers=("haechi.api.imports:router",),
-               commands=(("import", "haechi.imports.commands:import_app"),))
+               jobs=(Job("public-feeds", _feed_tick, _run_due_feeds, ENGINE),),
+               commands=(("import", "haechi.imports.commands:import_app"),
+                         ("connect", "haechi.imports.connectors.commands:connect_app")))
 
 
 # ── care for the vulnerable (issue 6) ───────────────────────────────────────────────────────

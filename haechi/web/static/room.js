@@ -14,6 +14,7 @@
     connecting: ["연결 중", "Connecting"], live: ["실시간", "Live"], offline: ["연결 끊김 · 재시도", "Disconnected · retrying"],
     none_w: ["발효 중인 특보 없음", "No warnings in force"], none_a: ["경보 없음", "No alerts"],
     since: ["발효", "since"], cancel: ["해제", "Cancel"], details: ["상세", "Details"],
+    unplaced: ["지역 미지정 (센서 위치 확인 필요)", "Not placed in a district (check the sensor's location)"],
     forecast: ["예측", "forecast"], forecast_hint: ["수위 예측 모델이 예상한 특보 (관측 전)", "Issued on a model forecast, before it was observed"],
     normal: ["정상", "Normal"], legend: ["범례", "Legend"], sent: ["발송됨", "Sent"], drill: ["훈련", "Drill"],
     need_token: ["토큰을 입력하세요", "Enter a token"], silent: ["무응답 센서", "Sensor silent"],
@@ -171,6 +172,7 @@
     }
     const items = ["none"].concat(LEVELS).map((l) => `<li><span class="swatch lv-${l}" aria-hidden="true"></span>${esc(lv(l))}</li>`);
     items.push(`<li><span class="swatch dot" aria-hidden="true"></span>${esc(pair(["관측소", "Station"]))}</li>`);
+    items.push(...networkLegend());
     const base = S.basemap;
     if (base && base.features.some((f) => f.properties.layer === "water"))
       items.push(`<li><span class="swatch" style="background:#93c5fd" aria-hidden="true"></span>${esc(pair(["한강", "Han River"]))}</li>`);
@@ -220,7 +222,7 @@
   }
 
   function upsertMarker(ds) {
-    if (ds.lon == null || ds.lat == null) return;
+    if (ds.lon == null || ds.lat == null || S.network.byStream[ds.datastream_id]) return;  // drawn on the network layer
     const ex = exceeded(ds);
     const colour = ds.silent || ds.quality === "bad" ? "#6b7280" : (ex === "none" ? "#0f4c81" : COLOURS[ex]);
     let m = S.markers[ds.datastream_id];
@@ -256,6 +258,104 @@
   }
   $("toggle-shelters").addEventListener("change", async (e) => {
     if (e.target.checked) { await loadShelters(); S.shelterLayer.addTo(map); } else if (S.shelterLayer) map.removeLayer(S.shelterLayer);
+  });
+
+  // ── the monitoring network: air-quality, weather and S-DoT stations, coloured by their newest reading ──
+  // ~900 points on one canvas (as SVG they would be ~900 DOM nodes); S-DoT is a dense layer of its own,
+  // drawn small and grown with the zoom, that the operator can hide. One request brings every station.
+  const NETWORK_KINDS = ["air_station", "weather_station", "sdot_sensor"];
+  const NETWORK_URL = "/api/v1/stations?" + NETWORK_KINDS.map((k) => "kind=" + k).join("&");
+  const KIND_T = { air_station: ["대기측정소", "Air-quality stations"], weather_station: ["기상관측소", "Weather stations"],
+    sdot_sensor: ["S-DoT 센서", "S-DoT sensors"] };
+  const KIND_STYLE = { air_station: { radius: 6, weight: 2 }, weather_station: { radius: 5, weight: 2 }, sdot_sensor: { radius: 2, weight: 0.5 } };
+  Object.assign(T, { sdot: KIND_T.sdot_sensor, net_colour: ["측정소 색: 최근 측정값과 특보 기준", "Station colour: latest reading against the warning criteria"] });
+  map.createPane("network").style.zIndex = 420;
+  const NET = L.canvas({ pane: "network" });
+  S.network = { byId: {}, byStream: {}, markers: new Map(), layers: {}, properties: {}, counts: {}, rules: {} };
+
+  function stationLevel(st) {  // "nodata" until a usable reading; else the highest criterion level it reaches
+    let top = "none", any = false;
+    for (const [code, r] of Object.entries(st.latest || {})) {
+      if (r.silent || r.quality === "bad") continue;
+      any = true;
+      for (const s of S.network.rules[code] || []) if (r.result >= s.value && LEVELS.indexOf(s.level) > LEVELS.indexOf(top)) top = s.level;
+    }
+    return any ? top : "nodata";
+  }
+  const netColour = (l) => (l === "nodata" ? "#ffffff" : l === "none" ? "#0f4c81" : COLOURS[l]);
+  function stationTooltip(st) {
+    const N = S.network, l = stationLevel(st);
+    const rows = Object.keys(st.streams).map((code) => {
+      const p = N.properties[code] || {}, r = (st.latest || {})[code];
+      return `${esc(one([p.name_ko || code, p.name_en || code]))}: ${r ? fmtNum(r.result) + " " + esc(p.unit || "") : esc(one(T.no_data))}`;
+    });
+    const when = Object.values(st.latest || {}).map((r) => r.phenomenon_time).sort().pop();
+    return `<strong>${esc(lang === "ko" ? st.name_ko : st.name_en || st.name_ko)}</strong> <span class="muted">${esc(one(KIND_T[st.kind]))} ${esc(st.ref)}</span>` +
+      `<br>${rows.join("<br>")}${when ? "<br>" + fmtTime(when) : ""}` + (l === "nodata" ? "" : `<br><span class="lvl-tag lv-${l}">${esc(one(LEVEL_T[l]))}</span>`);
+  }
+  function styleStation(st) {
+    st.level = stationLevel(st);
+    S.network.markers.get(st.id).setStyle({ fillColor: netColour(st.level), color: st.level === "nodata" ? "#6b7280" : "#111827" });
+  }
+  function drawNetwork(body) {
+    if (!body) return;
+    const N = S.network;
+    Object.assign(N.properties, body.properties); N.counts = body.counts;
+    if (!N.credited) {  // the publishers' credit (KOGL Type 1 asks for it), once: each source's name, before its details
+      N.credited = true;
+      const named = NETWORK_KINDS.flatMap((k) => (body.sources || {})[k] || []).map((s) => s.split(" (")[0].split(";")[0]);
+      if (named.length) map.attributionControl.addAttribution(esc("측정소 · stations: " + [...new Set(named)].join(", ")));
+    }
+    for (const code of Object.keys(body.properties)) N.rules[code] = code === "rainfall" ? [] : stationRules({ property: code });  // rain: judged on window totals
+    for (const st of body.stations) {
+      const known = N.byId[st.id];
+      if (known) {  // a reload (after a reset): keep what the stream brought since, if newer than the answer
+        for (const [code, r] of Object.entries(st.latest)) if (!(known.latest[code] && known.latest[code].phenomenon_time > r.phenomenon_time)) known.latest[code] = r;
+        styleStation(known); continue;
+      }
+      if (st.lon == null || !KIND_STYLE[st.kind]) continue;
+      const group = N.layers[st.kind] || (N.layers[st.kind] = L.layerGroup());
+      const m = L.circleMarker([st.lat, st.lon], Object.assign({ renderer: NET, fillOpacity: 0.9 }, KIND_STYLE[st.kind]))
+        .bindTooltip(() => stationTooltip(st), { direction: "top" }).addTo(group);
+      m.on("click", () => { const id = Object.values(st.streams).find((i) => S.state[i]); if (id != null) selectStation(id); });
+      N.byId[st.id] = st; N.markers.set(st.id, m);
+      for (const id of Object.values(st.streams)) N.byStream[id] = st;
+      styleStation(st);
+    }
+    for (const [kind, group] of Object.entries(N.layers)) if (kind !== "sdot_sensor" || $("toggle-sdot").checked) group.addTo(map);
+    sizeByZoom();
+    $("map").dataset.stations = String(N.markers.size);
+    legend();
+  }
+  function sizeByZoom() {  // the dense layer stays a texture at city scale and becomes clickable dots closer in
+    const z = map.getZoom(), r = z >= 14 ? 5 : z >= 13 ? 4 : z >= 12 ? 3 : 2, group = S.network.layers.sdot_sensor;
+    if (group) group.eachLayer((m) => m.setRadius(r));
+  }
+  map.on("zoomend", sizeByZoom);
+  function networkObservation(o) {  // true when the reading belongs to a network station (drawn here, not as a marker of its own)
+    const st = S.network.byStream[o.datastream_id];
+    if (!st) return false;
+    const code = Object.keys(st.streams).find((c) => st.streams[c] === o.datastream_id), prev = (st.latest || {})[code];
+    if (!prev || prev.phenomenon_time <= o.phenomenon_time) {
+      st.latest = Object.assign(st.latest || {}, { [code]: { result: o.result, phenomenon_time: o.phenomenon_time, quality: o.quality, silent: false } });
+      styleStation(st);
+    }
+    return true;
+  }
+  function networkLegend() {
+    const N = S.network;
+    if (!N.markers.size) return [];
+    const items = NETWORK_KINDS.filter((k) => N.counts[k]).map((k) =>
+      `<li data-kind="${k}"><span class="swatch dot ${k}" aria-hidden="true"></span>${esc(pair(KIND_T[k]))} ${N.counts[k].toLocaleString()}</li>`);
+    items.push(`<li data-kind="nodata"><span class="swatch dot nodata" aria-hidden="true"></span>${esc(t("no_data"))}</li>`);
+    const rules = Object.entries(N.rules).filter(([, r]) => r.length)
+      .map(([code, r]) => `${(N.properties[code] || {}).name_en || code} ≥ ${r.map((s) => `${s.value} (${one(LEVEL_T[s.level])})`).join(", ")} ${(N.properties[code] || {}).unit || ""}`);
+    if (rules.length) items.push(`<li class="muted" data-note="criteria">${esc(t("net_colour"))}: ${esc(rules.join("; "))}</li>`);
+    return items;
+  }
+  $("toggle-sdot").addEventListener("change", (e) => {
+    const group = S.network.layers.sdot_sensor;
+    if (group) { if (e.target.checked) group.addTo(map); else map.removeLayer(group); }
   });
 
   // ── map layers: warnings (live), the risk index, golden-time coverage (operators) ─────────
@@ -341,7 +441,8 @@
       <span class="lvl-tag lv-${esc(w.crisis_level)}">${esc(lv(w.crisis_level))}</span>
       <span class="w-main"><strong>${esc(hz(w.hazard))}</strong> ${esc(one(OFFICIAL_T[w.level] || [w.level, w.level]))}
       · ${warningArea(w)}${onForecast(w) ? ` <span class="tag forecast" title="${esc(one(T.forecast_hint))}">${esc(one(T.forecast))}</span>` : ""}<br><span class="muted">${fmtNum(w.value)} ${esc(w.unit || "")} · ${esc(one(T.since))} ${fmtTime(w.issued_at)}</span>
-      ${w.acknowledged_at ? `<br><span class="ack">✓ ${esc(one(T.acked))} · ${esc(w.acknowledged_by || "")} · ${fmtTime(w.acknowledged_at)}</span>` : ""}</span>
+      ${w.acknowledged_at ? `<br><span class="ack">✓ ${esc(one(T.acked))} · ${esc(w.acknowledged_by || "")} · ${fmtTime(w.acknowledged_at)}</span>` : ""}
+      ${w.unplaced ? `<br><span class="unplaced" role="note">⚠ ${esc(one(T.unplaced))}: ${esc(lang === "ko" ? w.unplaced.ko : w.unplaced.en)}</span>` : ""}</span>
       ${w.acknowledged_at ? "" : `<button type="button" class="small ack-w" data-id="${esc(w.id)}" aria-label="${esc(one(T.ack))} ${esc(w.hazard)} ${esc(w.area_code)}">${esc(one(T.ack))}</button>`}
       <button type="button" class="small cancel-w" data-id="${esc(w.id)}" aria-label="${esc(one(T.cancel))} ${esc(w.hazard)} ${esc(w.area_code)}">${esc(one(T.cancel))}</button></li>`).join("");
   }
@@ -666,6 +767,7 @@
     es.onerror = () => setConn("offline");
     es.addEventListener("observation", (ev) => {
       const o = safeParse(ev.data); if (!o) return;
+      const onNetwork = networkObservation(o);
       const ds = S.state[o.datastream_id];
       if (ds) {
         const before = exceeded(ds);
@@ -674,7 +776,7 @@
         const after = exceeded(ds);
         if (after !== before) addTimeline("stage", `${esc(ds.name)} ${fmtNum(ds.result)} ${esc(ds.unit)}`, after === "none" ? null : after, o.phenomenon_time);
         if (o.quality && o.quality !== "good") addTimeline("qc", `${esc(ds.name)}: ${esc(one(T.quality))} ${esc(o.quality)}`, null, o.phenomenon_time);
-      } else if (!S.refreshing) {
+      } else if (!S.refreshing && !onNetwork) {
         // A station reporting for the first time: fetch its profile, then list and map it.
         S.refreshing = getJSON("/api/v1/state").then((state) => {
           for (const d of state) {
@@ -721,6 +823,7 @@
         }
       }).catch((e) => console.warn(e));
       reloadWarnings(); reloadAlerts(); reloadIncidents();
+      getJSON(NETWORK_URL).then(drawNetwork).catch((e) => console.warn(e));
     });
     es.addEventListener("sensor.silent", (ev) => {
       const s = safeParse(ev.data) || {};
@@ -730,14 +833,42 @@
     });
   }
 
+  // ── readings lost on the way in (MQTT gaps, from /metrics; docs/mqtt.md "Loss shows") ─────
+  const GAPS_T = ["수신 누락", "Readings missing"], GAP_STREAMS_T = ["개 스트림", "streams"];
+  let gaps = {};  // datastream id → readings missing
+  async function loadGaps() {
+    try {
+      const r = await fetch("/metrics", { cache: "no-cache" });
+      if (!r.ok) return;
+      gaps = {};
+      for (const m of (await r.text()).matchAll(/^haechi_mqtt_missing_readings\{datastream="(\d+)"\} (\S+)$/gm)) gaps[m[1]] = Number(m[2]);
+      renderGaps();
+    } catch (e) { console.warn("gaps", e); }
+  }
+  function renderGaps() {
+    let badge = $("gaps");
+    if (!badge) {
+      badge = document.createElement("p");
+      badge.id = "gaps"; badge.className = "conn"; badge.dataset.state = "offline"; badge.setAttribute("role", "status");
+      $("conn").after(badge);
+    }
+    const ids = Object.keys(gaps), total = ids.reduce((n, i) => n + gaps[i], 0);
+    badge.hidden = total === 0;
+    badge.textContent = `${pair(GAPS_T)}: ${total} (${ids.length} ${one(GAP_STREAMS_T)})`;
+    badge.title = ids.map((i) => `${S.state[i] ? S.state[i].name : "#" + i}: ${gaps[i]}`).join("\n");
+  }
+  $("lang-toggle").addEventListener("click", renderGaps);
+
   // ── start ─────────────────────────────────────────────────────────────────────────────────
   async function start() {
     applyLang();
-    const [fc, state, criteria, gauges] = await Promise.all([
+    const [fc, state, criteria, gauges, network] = await Promise.all([
       getJSON("/api/v1/areas.geojson?level=district"), getJSON("/api/v1/state"),
-      getJSON("/api/v1/criteria").catch(() => []), getJSON("/api/v1/places?kind=river_gauge").catch(() => [])]);
+      getJSON("/api/v1/criteria").catch(() => []), getJSON("/api/v1/places?kind=river_gauge").catch(() => []),
+      getJSON(NETWORK_URL).catch((e) => { console.warn("stations", e); return null; })]);
     S.criteria = criteria; S.gauges = gauges;
     drawDistricts(fc);
+    drawNetwork(network);
     drawBasemap().catch((e) => console.warn("base map", e));  // a backdrop: the room works without it
     for (const ds of state) { S.state[ds.datastream_id] = ds; S.stages[ds.datastream_id] = stagesFor(ds); upsertMarker(ds);
       if (ds.phenomenon_time > latest) latest = ds.phenomenon_time; }
@@ -747,6 +878,7 @@
     const first = Object.keys(S.districts).sort()[0];
     if (first) showDistrict(S.districtCode || first);
     connect();
+    loadGaps(); setInterval(loadGaps, 30000);
     window.addEventListener("resize", debounce(() => { if (S.chart) S.chart.setSize({ width: $("chart").clientWidth, height: chartHeight() }); map.invalidateSize(); }, 200));
   }
   start().catch((e) => { console.error(e); setConn("offline"); addTimeline("error", esc(String(e))); });

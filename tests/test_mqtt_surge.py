@@ -1,0 +1,153 @@
+"""A sensor surge loses nothing over the shipped broker configuration, and what a broker drops shows (issue 17).
+
+Each test starts its own Mosquitto on a free port (``PrivateBroker``): with the configuration in
+deploy/mosquitto/haechi.conf, or with Mosquitto's defaults to show what those lose. Counts only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import uuid
+
+import pytest
+from conftest import service_unavailable
+from fastapi.testclient import TestClient
+from test_mqtt import (
+    PrivateBroker,
+    Publisher,
+    eventually,
+    make_streams,
+    observation,
+    results,
+    stored,
+    subscribed,
+    wait_until,
+)
+
+from haechi.api import create_app
+from haechi.core.settings import Settings
+from haechi.ingest.gaps import GapDetector
+from haechi.ingest.mqtt import MqttIngest, observation_topic
+from haechi.ingest.pipeline import Pipeline
+
+STREAMS, PER_STREAM = 5, 1000  # 5,000 messages: five times Mosquitto's default queue per client
+
+
+@pytest.fixture
+def brokers(tmp_path):
+    if shutil.which("mosquitto") is None:
+        service_unavailable("Mosquitto", "no mosquitto program to start a private broker with")
+    started: list[PrivateBroker] = []
+
+    def start(shipped: bool = True) -> PrivateBroker:
+        folder = tmp_path / f"broker-{len(started)}"
+        folder.mkdir()
+        started.append(PrivateBroker(folder, shipped))
+        started[-1].start()
+        return started[-1]
+
+    yield start
+    for broker in started:
+        if broker.process.poll() is None:
+            broker.stop()
+
+
+def burst_while_away(engine, broker: PrivateBroker) -> tuple[MqttIngest, list[int]]:
+    """The ingest subscribes, goes away; a burst of numbered readings comes; it returns, drains, and
+    one more reading per stream (published once it is back) shows where the burst ended."""
+    streams, run = make_streams(engine, STREAMS), uuid.uuid4().hex[:8]
+    prefix = f"surge/{run}/haechi/v1"
+
+    def ingest() -> MqttIngest:
+        return MqttIngest(broker.url, Pipeline(engine), topic_prefix=prefix, client_id=f"surge-{run}",
+                          backoff=(0.1, 1.0), interval_of=lambda _stream: 60.0)
+
+    def publish(publisher: Publisher, seqs: range) -> None:
+        for n in seqs:
+            for stream in streams:
+                topic = observation_topic(stream, prefix)
+                publisher.publish(topic, observation(n, 2.0 + n / 10_000, parameters={"seq": n + 1}))
+
+    async def scenario() -> MqttIngest:
+        async with subscribed(ingest()):
+            pass  # the session and its subscription now wait at the broker
+        publisher = Publisher(f"surge-device-{run}", broker.port)
+        await asyncio.to_thread(publish, publisher, range(PER_STREAM))
+        await asyncio.to_thread(wait_until, lambda: publisher.acked == publisher.sent, "every publish acknowledged")
+        async with subscribed(ingest()) as back:
+            await asyncio.to_thread(publish, publisher, range(PER_STREAM, PER_STREAM + 1))
+            last = 2.0 + PER_STREAM / 10_000
+            await eventually(lambda: all(results(engine, s)[-1:] == [pytest.approx(last)] for s in streams),
+                             "the reading published after the burst, on every stream")
+        await asyncio.to_thread(publisher.close)
+        return back
+
+    return asyncio.run(scenario()), streams
+
+
+def test_a_burst_while_the_ingest_is_away_is_stored_whole_over_the_shipped_broker_config(sqlite_engine, brokers):
+    ingest, _ = burst_while_away(sqlite_engine, brokers())
+    assert stored(sqlite_engine) == STREAMS * (PER_STREAM + 1)
+    assert ingest.gaps.missing == {}
+
+
+def test_with_mosquittos_defaults_the_same_burst_loses_readings_and_every_loss_is_counted(sqlite_engine, brokers):
+    """What the shipped configuration is for: the default queue of 1,000 messages drops the rest of
+    the burst, which the broker had acknowledged to the device. The sequence numbers count each one."""
+    ingest, streams = burst_while_away(sqlite_engine, brokers(shipped=False))
+    kept = stored(sqlite_engine)
+    assert kept < STREAMS * PER_STREAM
+    assert sum(ingest.gaps.missing.values()) == STREAMS * (PER_STREAM + 1) - kept
+    assert set(ingest.gaps.missing) == set(streams)
+
+
+def test_gap_detection_without_sequence_numbers_counts_missed_intervals():
+    from datetime import UTC, datetime, timedelta
+
+    gaps, t0 = GapDetector(tolerance=1.5), datetime(2024, 7, 1, tzinfo=UTC)
+    for minutes in (0, 1, 2, 2.5, 6, 7, 6.5):  # every minute expected: 3, 4 and 5 are missing
+        gaps.observe(9, t0 + timedelta(minutes=minutes), None, 60.0)
+    assert gaps.missing == {9: 3}
+
+
+def test_sequence_numbers_tell_lost_late_redelivered_and_restarted():
+    from datetime import UTC, datetime
+
+    gaps, t = GapDetector(), datetime(2024, 7, 1, tzinfo=UTC)
+    for seq in (1, 2, 5, 2, 3, 9):  # 3 and 4 skipped, 2 redelivered, 3 late, 6-8 skipped
+        gaps.observe(1, t, {"seq": seq}, None)
+    assert gaps.missing == {1: 4}
+    for seq in (0, 1, 2):  # the device restarted its count
+        gaps.observe(1, t, {"seq": seq}, None)
+    assert gaps.missing == {1: 4}
+
+
+def test_a_missing_sequence_number_shows_on_metrics(sqlite_engine, brokers):
+    broker = brokers()
+    [stream] = make_streams(sqlite_engine, 1)
+    app = create_app(sqlite_engine, Settings(mqtt_url=broker.url, river_forecasts=False))
+    topic = observation_topic(stream)
+
+    def missing(client: TestClient) -> str | None:
+        found = re.search(rf'^haechi_mqtt_missing_readings{{datastream="{stream}"}} (\S+)$',
+                          client.get("/metrics").text, re.MULTILINE)
+        return found and found.group(1)
+
+    with TestClient(app) as client:
+        publisher = Publisher(f"metrics-device-{uuid.uuid4().hex[:8]}", broker.port)
+        try:
+            # until the server's subscription stands, the first reading is published again
+            wait_until(lambda: stored(sqlite_engine) == 1 or publisher.publish(
+                topic, observation(1, 2.0, parameters={"seq": 1})), "the first reading stored")
+            for seq in (2, 4):  # 3 never comes
+                publisher.publish(topic, observation(seq, 2.0 + seq / 100, parameters={"seq": seq}))
+            wait_until(lambda: stored(sqlite_engine) == 3, "readings 2 and 4 stored")
+            assert missing(client) == "1.0"
+            assert re.search(r"^haechi_mqtt_streams_with_gaps 1\.0$", client.get("/metrics").text, re.MULTILINE)
+            publisher.publish(topic, observation(3, 2.03, parameters={"seq": 3}))  # late, not lost
+            wait_until(lambda: stored(sqlite_engine) == 4, "reading 3 stored")
+            assert missing(client) is None
+        finally:
+            publisher.close()
