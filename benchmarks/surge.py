@@ -10,7 +10,7 @@ on NATS (`HAECHI_BUS_URL`), as `haechi serve --workers` requires. Requests say
 `Accept-Encoding: gzip`, as browsers, CDNs and feed readers do. Target (issue 17): every
 endpoint at ≥ 0.5× the floor with p99 < 50 ms.
 
-    .venv/bin/python benchmarks/surge.py [--workers 1 2] [--duration 10] [--connections 64]
+    .venv/bin/python benchmarks/surge.py [--workers 1 2] [--duration 10] [--connections 64] [--endpoints PATH ...]
 
 Needs `wrk` (Debian: `apt-get install wrk`), PostgreSQL (and NATS for `--workers 2`).
 """
@@ -44,7 +44,7 @@ TARGET_RATIO, TARGET_P99_MS = 0.5, 50.0
 #: What a citizen, an aggregator and a load balancer read on a disaster day; the static URL is
 #: the room script's fingerprinted one, read from the page as a browser would.
 ENDPOINTS = ["/alerts.atom", "/api/v1/warnings", "/portal", "{room_js}", "/openapi.json", "/healthz", "/livez",
-             "/readyz"]
+             "/readyz", "/api/v1/areas?level=district", "/api/v1/places?kind=shelter"]
 #: Warnings issued by hand before the run, so the feeds and the warnings in force are not empty.
 #: What browsers, CDNs and feed readers send (wrk sends no Accept-Encoding of its own).
 ACCEPT_ENCODING = "gzip"
@@ -158,7 +158,7 @@ def run(workers: int, db: str, token: str, args: argparse.Namespace) -> list[dic
                        timeout=30).raise_for_status()
         room_js = re.search(r'src="(/static/room\.js\?v=[0-9a-f]+)"', httpx.get(f"{url}/room").text)[1]
         rows = []
-        for path in ENDPOINTS:  # the floor just before each endpoint: the machine's load drifts
+        for path in args.endpoints:  # the floor just before each endpoint: the machine's load drifts
             floor_row = wrk(f"http://127.0.0.1:{floor_port}/", args)
             path = path.format(room_js=room_js)
             httpx.get(url + path).raise_for_status()
@@ -193,6 +193,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="Seconds per endpoint.")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--endpoints", nargs="+", default=ENDPOINTS, help="Only these (default: all public ones).")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")

@@ -168,6 +168,17 @@ def test_token_bucket_refills_per_client():
     assert [bucket.take("a") for _ in range(3)][:2] == [0.0, 0.0]  # refilled to the burst, not beyond
 
 
+def test_the_download_limit_forgets_clients_once_their_bucket_refills():
+    now = [0.0]
+    bucket = opendata.TokenBucket(rate=1.0, burst=2, clock=lambda: now[0])
+    for i in range(1000):  # a flood from many addresses
+        bucket.take(f"10.0.{i // 256}.{i % 256}")
+    assert len(bucket) == 1000
+    now[0] += 60
+    bucket.take("192.0.2.1")
+    assert len(bucket) == 1  # the flood's addresses are no longer held
+
+
 def test_day_window_filters_by_day_datasets(sqlite_engine, tmp_path):
     with sqlite_engine.begin() as conn:
         stream = make_stream(conn)

@@ -262,3 +262,86 @@ def test_a_what_if_earthquake_is_drawn_by_shaking_per_dong(browser, city):
     page.wait_for_function("document.querySelectorAll('#map .leaflet-overlay-pane path').length > 400", timeout=20_000)
     assert "진도" in page.inner_text("#legend")
     page.close()
+
+
+def test_the_room_maps_the_monitoring_network_and_colours_a_station_by_its_reading(browser, tmp_path):
+    """About 900 stations (AirKorea, KMA, S-DoT) drawn on one canvas with a bilingual legend; a PM10 reading
+    above the advisory level turns its sensor's dot to that level live, and the dense S-DoT layer can be hidden."""
+    from haechi.store import open_db
+
+    engine = open_db(f"sqlite:///{tmp_path / 'haechi.db'}")
+    report = load_city(engine, "seoul")
+    with engine.begin() as conn:
+        device = access.create_token(conn, "sdot gateway", "device")[1]
+    shown = sum(report.places.get(k, 0) for k in ("air_station", "weather_station", "sdot_sensor"))
+    assert shown >= 880  # 920 with the AirKorea list from ../shared/data
+    with LiveServer(create_app(engine)) as server:
+        sensor = httpx.get(f"{server.url}/api/v1/stations?kind=sdot_sensor").json()["stations"][0]
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{server.url}/room")
+        page.wait_for_function(f"document.querySelector('#map').dataset.stations === '{shown}'", timeout=15_000)
+        assert page.locator(".leaflet-network-pane canvas").count() == 1  # one canvas, not ~900 SVG nodes
+        legend = page.inner_text("#legend")
+        for words in ("대기측정소", "Air-quality stations", "기상관측소", "Weather stations", "S-DoT", "자료 없음",
+                      "PM10"):
+            assert words in legend, words
+        assert page.evaluate(f"window.haechiRoom.network.byId[{sensor['id']}].level") == "nodata"
+        assert "기상청 관측지점정보" in page.inner_text(".leaflet-control-attribution")  # the publishers are credited
+
+        when = (datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)).isoformat()
+        stored = httpx.post(f"{server.url}/api/v1/observations", headers={"Authorization": f"Bearer {device}"},
+                            json=[{"datastream_id": sensor["streams"]["pm10"], "result": 170, "phenomenon_time": when}])
+        assert stored.status_code == 200, stored.text
+        page.wait_for_function(f"window.haechiRoom.network.byId[{sensor['id']}].level === 'attention'", timeout=15_000)
+        fill = page.evaluate(f"window.haechiRoom.network.markers.get({sensor['id']}).options.fillColor")
+        # the dot takes the colour the legend gives the level (관심 · attention)
+        assert fill.lower() == page.evaluate(
+            "getComputedStyle(document.documentElement).getPropertyValue('--lv-attention').trim().toLowerCase()")
+
+        page.uncheck("#toggle-sdot")
+        assert page.evaluate("!window.haechiRoom.network.layers.sdot_sensor._map")
+        page.check("#toggle-sdot")
+        assert page.evaluate("!!window.haechiRoom.network.layers.sdot_sensor._map")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "situation-room-network.png"))
+        assert _axe_serious(page) == []
+        page.close()
+    engine.dispose()
+
+
+def test_a_busy_server_makes_the_portal_wait_and_send_the_report_again(browser, tmp_path):
+    """On a disaster day a carrier's whole NAT reports at once: beyond its limit the server answers
+    429 with Retry-After, and the portal says, in the citizen's language, that it will send the
+    report again by itself, waits, and sends it; no report is lost."""
+    from haechi.api.shedding import CONFIG
+    from haechi.core.settings import Settings
+    from haechi.store import open_db
+
+    shipped = CONFIG.read_text(encoding="utf-8")
+    assert "burst = 20\nper_minute = 20" in shipped  # the hazard reports' limit, lowered here to one at a time
+    own = tmp_path / "shedding.toml"
+    own.write_text(shipped.replace("burst = 20\nper_minute = 20", "burst = 1\nper_minute = 30"), encoding="utf-8")
+    engine = open_db(f"sqlite:///{tmp_path / 'haechi.db'}")
+    with engine.begin() as conn:
+        _, citizen = access.create_token(conn, "citizen", "citizen")
+        _, operator = access.create_token(conn, "operator", "operator", center="situation_room")
+    with LiveServer(create_app(engine, Settings(shedding_file=str(own)))) as server:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(f"{server.url}/portal?lang=ja")
+        page.fill("#report-token", citizen)
+        page.fill("#report-lat", "37.4979")
+        page.fill("#report-lon", "127.0276")
+        for description in ("Water over the kerb", "The drain is blocked too"):
+            page.fill("#report-description", description)
+            page.click("#report-form [type=submit]")
+            if description.startswith("The drain"):  # the address's bucket is empty: told, in Japanese
+                page.wait_for_function("document.querySelector('#report-ok').innerText.includes('自動で再送信')",
+                                       timeout=10_000)
+                assert page.is_disabled("#report-form [type=submit]")  # not sent twice meanwhile
+            page.wait_for_function("document.querySelector('#report-ok').innerText.includes('受付番号')",
+                                   timeout=15_000)
+        assert page.is_hidden("#report-error")
+        page.close()
+        reports = httpx.get(f"{server.url}/api/v1/reports", headers={"Authorization": f"Bearer {operator}"}).json()
+        assert {"Water over the kerb", "The drain is blocked too"} <= {r["description"] for r in reports}
+    engine.dispose()

@@ -23,7 +23,7 @@ from haechi.cities.load import load_city
 from haechi.core.events import Event
 from haechi.core.settings import Settings
 from haechi.model.events import ALERT_SENT
-from haechi.store import access, open_db
+from haechi.store import access, open_db, schema
 from haechi.web import FINGERPRINT_CHARS, STATIC
 
 RAIN = {"hazard": "heavy_rain", "level": "advisory", "area": "11680", "value": 72.5}
@@ -115,6 +115,62 @@ def test_a_write_whose_event_is_not_heard_shows_within_the_freshness_bound(small
     real = public_cache.time.monotonic
     monkeypatch.setattr(public_cache.time, "monotonic", lambda: real() + EVENT_FRESH_S + 1)
     assert "quiet-1" in client.get("/alerts.atom").text
+
+
+# ── areas and places: what every portal reads, from memory within a bound ──────────────────
+
+#: The area and place reads the portal and the room make, as a citizen's browser asks them.
+AREA_AND_PLACE_READS = (
+    "/api/v1/areas?level=district", "/api/v1/areas/11680?geometry=true", "/api/v1/areas.geojson?level=district",
+    "/api/v1/areas/at?lon=127.0276&lat=37.4979&level=district", "/api/v1/areas/11680/summary",
+    "/api/v1/places?kind=shelter", "/api/v1/places?kind=shelter&area=11680&limit=3",
+    "/api/v1/places/nearest?lon=127.0276&lat=37.4979&kind=shelter&limit=3",
+)
+NEW_SHELTER = {"kind": "shelter", "ref": "S-CACHE-1", "name_ko": "캐시 시험 대피소", "area_code": "11680",
+               "lon": 127.0277, "lat": 37.4980, "shelter_kind": "earthquake_outdoor", "capacity": 500}
+
+
+def test_areas_and_places_are_read_from_memory_by_citizens_and_from_the_database_by_staff(city, engine):
+    client, operator = city
+    queries = Queries(engine)
+    for path in AREA_AND_PLACE_READS:
+        first, ran = queries.during(lambda p=path: client.get(p))
+        assert first.status_code == 200 and ran > 0, path
+        again, ran = queries.during(lambda p=path: client.get(p))
+        assert (again.status_code, ran, again.content) == (200, 0, first.content), path
+        staff, ran = queries.during(lambda p=path: client.get(p, headers=operator))
+        assert ran > 0 and staff.headers["cache-control"] == "private, no-store", path
+    assert client.get("/api/v1/areas?level=district").headers["cache-control"] == public_cache.REFERENCE.cache_control
+    assert client.get("/api/v1/places?kind=shelter").headers["cache-control"] == FEED_CONTROL
+
+
+def test_a_shelter_saved_over_the_api_reaches_citizens_within_the_bound(city, monkeypatch):
+    client, operator = city
+    path = "/api/v1/places/nearest?lon=127.0276&lat=37.4979&kind=shelter&limit=3"
+    before = [p["ref"] for p in client.get(path).json()]
+    assert client.post("/api/v1/places", json={"places": [NEW_SHELTER]}, headers=operator).status_code == 200
+    assert client.get(path, headers=operator).json()[0]["ref"] == "S-CACHE-1"  # staff see it at once
+    assert [p["ref"] for p in client.get(path).json()] == before  # citizens: kept, as a cache in front would
+    real = public_cache.time.monotonic
+    monkeypatch.setattr(public_cache.time, "monotonic", lambda: real() + public_cache.PLACES.keep_s + 1)
+    assert client.get(path).json()[0]["ref"] == "S-CACHE-1"
+
+
+def test_areas_changed_by_a_city_load_beside_the_server_show_within_the_bound(city, engine, monkeypatch):
+    """``haechi city load`` writes the areas from another process: no event, a minute's bound."""
+    client, _ = city
+
+    def names() -> dict[str, str]:
+        return {a["code"]: a["name_en"] for a in client.get("/api/v1/areas?level=district").json()}
+
+    assert names()["11680"] == "Gangnam-gu"
+    with engine.begin() as conn:
+        conn.execute(schema.admin_areas.update().where(schema.admin_areas.c.code == "11680")
+                     .values(name_en="Gangnam District"))
+    assert names()["11680"] == "Gangnam-gu"
+    real = public_cache.time.monotonic
+    monkeypatch.setattr(public_cache.time, "monotonic", lambda: real() + public_cache.REFERENCE.keep_s + 1)
+    assert names()["11680"] == "Gangnam District"
 
 
 def test_an_event_on_the_bus_drops_the_kept_answers_of_every_view(small):
@@ -243,7 +299,7 @@ def test_staff_answers_are_private_and_never_reach_citizens(engine):
 
     world = build_world(engine)
     client, operator = world.client, world.auth("operator")
-    test_id = insert_alert(engine, "test-1", status="Test")  # an unpublished message: staff only
+    test_id = insert_alert(engine, "draft-1", status="Draft")  # an unpublished message: staff only
     path = f"/api/v1/alerts/{test_id}"
     staff = client.get(path, headers=operator)
     assert staff.status_code == 200 and staff.headers["cache-control"] == "private, no-store"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import shapely
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field, model_validator
 from shapely.geometry import mapping, shape
@@ -17,6 +17,7 @@ from haechi.store import warnings as warning_store
 
 from .common import API_PREFIX, AreaCode, Db, Lat, Lon, QueryParams, Record
 from .problems import PROBLEM_RESPONSES
+from .public_cache import FEED, REFERENCE, share
 
 router = APIRouter(prefix=API_PREFIX, tags=["areas"], responses=PROBLEM_RESPONSES)
 
@@ -82,8 +83,9 @@ class AreaDetail(AreaSummary):
 
 
 @router.get("/areas", response_model=list[AreaSummary], summary="List areas · 행정구역 목록")
-def list_areas(engine: Db, q: Annotated[AreaFilter, Query()]) -> list[dict[str, Any]]:
+def list_areas(request: Request, engine: Db, q: Annotated[AreaFilter, Query()]) -> list[dict[str, Any]]:
     """Areas ordered by code, without boundaries (use `areas.geojson` for those)."""
+    share(request, REFERENCE)
     with engine.begin() as conn:
         return areas.list_areas(conn, level=q.level, parent=q.parent)
 
@@ -94,8 +96,9 @@ def list_areas(engine: Db, q: Annotated[AreaFilter, Query()]) -> list[dict[str, 
     summary="Area boundaries as GeoJSON · 행정구역 경계 (GeoJSON)",
     responses={200: {"content": {GEOJSON: {}}, "description": "An RFC 7946 FeatureCollection"}},
 )
-def areas_geojson(engine: Db, q: Annotated[BoundaryFilter, Query()]) -> GeoJSONResponse:
+def areas_geojson(request: Request, engine: Db, q: Annotated[BoundaryFilter, Query()]) -> GeoJSONResponse:
     """An RFC 7946 FeatureCollection: one Feature per area, its code as the Feature id."""
+    share(request, REFERENCE)
     with engine.begin() as conn:
         rows = areas.list_areas(conn, level=q.level, parent=q.parent, geometry=True)
     features = [area_feature(row) for row in rows]
@@ -128,8 +131,9 @@ def rfc7946_geometry(geometry: dict[str, Any] | None) -> dict[str, Any] | None:
     response_model=AreaSummary,
     summary="Area containing a point · 좌표가 속한 행정구역",
 )
-def area_at(engine: Db, q: Annotated[PointQuery, Query()]) -> dict[str, Any]:
+def area_at(request: Request, engine: Db, q: Annotated[PointQuery, Query()]) -> dict[str, Any]:
     """The area of `level` whose boundary covers (lon, lat); 404 when none does."""
+    share(request, REFERENCE)
     with engine.begin() as conn:
         found = areas.area_at(conn, q.lon, q.lat, q.level)
     if found is None:
@@ -139,10 +143,13 @@ def area_at(engine: Db, q: Annotated[PointQuery, Query()]) -> dict[str, Any]:
 
 @router.get("/areas/{code}/summary", summary="District summary · 지역 현황")
 def area_summary(
-    engine: Db, code: Annotated[str, Path(pattern=r"^\d{2,10}$", description="행정표준코드, e.g. 11680")]
+    request: Request,
+    engine: Db,
+    code: Annotated[str, Path(pattern=r"^\d{2,10}$", description="행정표준코드, e.g. 11680")],
 ) -> dict[str, Any]:
     """The situation room's district panel: people (latest statistics), shelters and their
     capacity, places by kind, facilities graded D or E, and the warnings in force there."""
+    share(request, FEED)  # the warnings in force: dropped when one changes (places: within the same bound)
     with engine.begin() as conn:
         area = areas.get_area(conn, code, geometry=False)
         summary = places.area_summary(conn, code)
@@ -155,11 +162,13 @@ def area_summary(
 
 @router.get("/areas/{code}", response_model=AreaDetail, summary="One area · 행정구역 상세")
 def get_area(
+    request: Request,
     engine: Db,
     code: Annotated[str, Path(pattern=r"^\d{2,10}$", description="행정표준코드, e.g. 11680")],
     q: Annotated[AreaView, Query()],
 ) -> dict[str, Any]:
     """One area with the latest year of each statistic embedded (population, 65+, households …)."""
+    share(request, REFERENCE)
     with engine.begin() as conn:
         area = areas.get_area(conn, code, geometry=q.geometry)
         area["statistics"] = areas.statistics(conn, code)

@@ -86,6 +86,14 @@ PAGE = Policy("public, max-age=60")
 IMMUTABLE = Policy("public, max-age=31536000, immutable")
 #: An asset asked for without its fingerprint, or the OpenAPI document: short, like pages.
 ASSET = Policy("public, max-age=60")
+#: Areas, their boundaries and statistics: changed only by loading a city pack or importing
+#: statistics, which no event announces (``haechi city load`` may run beside the server), so they
+#: are kept a minute here, as long as a cache in front may keep them.
+REFERENCE = Policy("public, max-age=60", keep_s=60.0)
+#: Places (shelters, stations, facilities): written over the API, by imports and by loading a city
+#: pack, the last two often in another process, so no event is relied on: kept at most
+#: EVENT_FRESH_S, like the feeds, and a new or changed shelter reaches citizens as soon as a warning.
+PLACES = Policy("public, max-age=10, stale-while-revalidate=30", keep_s=EVENT_FRESH_S)
 #: What authenticated callers get: their answers may differ by role, and are never kept by others.
 PRIVATE = "private, no-store"
 

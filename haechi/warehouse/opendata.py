@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-import threading
 import time
 import tomllib
 from collections.abc import Callable
@@ -27,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, select
 
+from haechi.core.buckets import TokenBuckets, retry_after
 from haechi.core.errors import InvalidInput, NotFound
 from haechi.store.schema import admin_areas, alerts, area_statistics, disasters, places, warnings
 
@@ -230,25 +229,20 @@ def _feature_collection(rows: list[dict[str, Any]], spec: dict[str, Any]) -> dic
 
 
 class TokenBucket:
-    """Per-client token buckets: ``burst`` requests at once, refilled at ``rate`` per second."""
+    """Per-client limits on the open-data downloads: ``burst`` requests at once, refilled at ``rate``
+    per second; the shared buckets, so a client is forgotten once its bucket has refilled."""
 
     def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.burst, self.clock = rate, burst, clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # client → (tokens, at)
-        self._lock = threading.Lock()
+        self._buckets = TokenBuckets(burst, rate * 60.0)
 
     def take(self, client: str) -> float:
         """0 when the request may go ahead, else the seconds until it may (nothing taken)."""
-        with self._lock:
-            now = self.clock()
-            tokens, at = self._buckets.get(client, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - at) * self.rate)
-            if tokens >= 1:
-                self._buckets[client] = (tokens - 1, now)
-                return 0.0
-            self._buckets[client] = (tokens, now)
-            return (1 - tokens) / self.rate
+        return self._buckets.take(client, self.clock())
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     @staticmethod
     def retry_after(wait: float) -> str:
-        return str(max(1, math.ceil(wait)))
+        return str(retry_after(wait))

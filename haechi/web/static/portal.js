@@ -7,6 +7,7 @@ const LANGS = { ko: "ko-KR", en: "en-US", zh: "zh-CN", ja: "ja-JP", vi: "vi-VN" 
 
 const T = {
   ko: {
+    busyReport: "지금 신고가 몰려 {s}초 뒤에 자동으로 다시 보냅니다. 이 창을 닫지 마세요.", busyRead: "지금 접속이 많아 {s}초 뒤에 다시 불러옵니다…",
     subscribeTitle: "이 지역 경보 받기", subscribeHelp: "이 창을 열어 두면 새 경보를 알림으로 받습니다. 피드 구독 앱에는 아래 주소를 넣으세요.", notifyOn: "알림 켜기", notifyOff: "알림 끄기", notifyOnNow: "이 지역의 새 경보를 알림으로 알려 드립니다.", notifyDenied: "브라우저가 알림을 허용하지 않았습니다. 피드를 구독하세요.", feedLink: "경보 피드 (Atom)", photo: "사진 (선택)", photoHelp: "JPEG, PNG, WebP · 8MB 이하", photoFailed: "신고는 접수되었지만 사진을 올리지 못했습니다: ", route: "가는 길", routeRoad: "도로 경로", routeStraight: "직선 거리 (도로망 정보 없음)", minutes: "분",
     skip: "본문으로 건너뛰기", title: "해치 시민 안전 포털", language: "언어",
     disasterTitle: "재난 모드: 지금 행동하세요", areaTitle: "지역 선택", district: "자치구",
@@ -30,6 +31,7 @@ const T = {
     interest: "관심", caution: "주의", alert: "경계", serious: "심각", meters: "m",
   },
   en: {
+    busyReport: "Many people are reporting right now: your report will be sent again by itself in {s} s. Please keep this page open.", busyRead: "Many people are using the service right now: loading again in {s} s…",
     subscribeTitle: "Get alerts for this area", subscribeHelp: "Keep this page open to be notified of new alerts; or add the feed below to a feed reader.", notifyOn: "Turn on notifications", notifyOff: "Turn off notifications", notifyOnNow: "You will be notified of new alerts for this area.", notifyDenied: "The browser did not allow notifications. Subscribe to the feed instead.", feedLink: "Alert feed (Atom)", photo: "Photo (optional)", photoHelp: "JPEG, PNG or WebP, up to 8 MB", photoFailed: "The report was received but the photo could not be sent: ", route: "Route", routeRoad: "by road", routeStraight: "straight line (no road map loaded)", minutes: "min",
     skip: "Skip to content", title: "Haechi citizen safety portal", language: "Language",
     disasterTitle: "Disaster mode: act now", areaTitle: "Choose your area", district: "District",
@@ -53,6 +55,7 @@ const T = {
     interest: "Interest", caution: "Caution", alert: "Alert", serious: "Serious", meters: "m",
   },
   zh: {
+    busyReport: "当前报告人数较多，将在 {s} 秒后自动重新提交您的报告。请不要关闭此页面。", busyRead: "当前访问人数较多，{s} 秒后重新加载…",
     subscribeTitle: "接收本地区警报", subscribeHelp: "保持此页面打开即可收到新警报通知；也可将下方订阅源添加到阅读器。", notifyOn: "开启通知", notifyOff: "关闭通知", notifyOnNow: "将通知您本地区的新警报。", notifyDenied: "浏览器未允许通知。请订阅警报源。", feedLink: "警报订阅源 (Atom)", photo: "照片（可选）", photoHelp: "JPEG、PNG 或 WebP，不超过 8 MB", photoFailed: "报告已收到，但照片未能上传：", route: "路线", routeRoad: "道路路线", routeStraight: "直线距离（未加载道路数据）", minutes: "分钟",
     skip: "跳到主要内容", title: "Haechi 市民安全门户", language: "语言",
     disasterTitle: "灾害模式：请立即行动", areaTitle: "选择地区", district: "区",
@@ -76,6 +79,7 @@ const T = {
     interest: "关注", caution: "注意", alert: "警戒", serious: "严重", meters: "米",
   },
   ja: {
+    busyReport: "現在、通報が集中しています。{s} 秒後に自動で再送信します。このページを閉じないでください。", busyRead: "現在アクセスが集中しています。{s} 秒後に再読み込みします…",
     subscribeTitle: "この地域の警報を受け取る", subscribeHelp: "このページを開いておくと新しい警報を通知します。フィードリーダーには下のフィードを登録してください。", notifyOn: "通知をオンにする", notifyOff: "通知をオフにする", notifyOnNow: "この地域の新しい警報をお知らせします。", notifyDenied: "ブラウザが通知を許可しませんでした。フィードを購読してください。", feedLink: "警報フィード (Atom)", photo: "写真（任意）", photoHelp: "JPEG・PNG・WebP、8 MB まで", photoFailed: "通報は受け付けましたが、写真を送れませんでした：", route: "経路", routeRoad: "道路経路", routeStraight: "直線距離（道路データなし）", minutes: "分",
     skip: "本文へスキップ", title: "ヘチ 市民安全ポータル", language: "言語",
     disasterTitle: "災害モード：今すぐ行動してください", areaTitle: "地域を選ぶ", district: "区",
@@ -99,6 +103,7 @@ const T = {
     interest: "関心", caution: "注意", alert: "警戒", serious: "深刻", meters: "m",
   },
   vi: {
+    busyReport: "Hiện có nhiều người đang báo cáo: báo cáo của bạn sẽ được tự động gửi lại sau {s} giây. Vui lòng giữ trang này mở.", busyRead: "Hiện có nhiều người truy cập: sẽ tải lại sau {s} giây…",
     subscribeTitle: "Nhận cảnh báo cho khu vực này", subscribeHelp: "Giữ trang này mở để nhận thông báo cảnh báo mới; hoặc thêm nguồn tin dưới đây vào ứng dụng đọc tin.", notifyOn: "Bật thông báo", notifyOff: "Tắt thông báo", notifyOnNow: "Bạn sẽ được thông báo khi có cảnh báo mới cho khu vực này.", notifyDenied: "Trình duyệt không cho phép thông báo. Hãy đăng ký nguồn tin.", feedLink: "Nguồn tin cảnh báo (Atom)", photo: "Ảnh (không bắt buộc)", photoHelp: "JPEG, PNG hoặc WebP, tối đa 8 MB", photoFailed: "Đã nhận báo cáo nhưng không gửi được ảnh: ", route: "Đường đi", routeRoad: "theo đường bộ", routeStraight: "đường thẳng (chưa có bản đồ đường)", minutes: "phút",
     skip: "Chuyển đến nội dung", title: "Cổng an toàn công dân Haechi", language: "Ngôn ngữ",
     disasterTitle: "Chế độ thảm họa: hãy hành động ngay", areaTitle: "Chọn khu vực", district: "Quận",
@@ -139,10 +144,60 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// ── a busy server ─────────────────────────────────────────────────────────────────────
+// On a disaster day the server sheds load: 429 (too many reports from one address, often a whole
+// carrier's NAT) or 503 (too many readers at once), each with Retry-After. The page waits that long
+// and tries again, telling the citizen, instead of failing; a bounded number of times, so a server
+// that stays down is still reported.
+const MAX_RETRIES = 8;
+const MAX_WAIT_S = 60;
+const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
+function retryAfterSeconds(res) {
+  if (res.status !== 429 && res.status !== 503) return null;
+  const value = res.headers.get("Retry-After");
+  if (value == null) return null;  // a 503 without it (the database is down) is not a wait
+  let seconds = Number(value);
+  if (!Number.isFinite(seconds)) seconds = (Date.parse(value) - Date.now()) / 1000;  // an HTTP date
+  return Number.isFinite(seconds) ? Math.min(MAX_WAIT_S, Math.max(1, Math.ceil(seconds))) : null;
+}
+
+async function fetchPatiently(url, options, onWait) {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(url, options);
+    const wait = retryAfterSeconds(res);
+    if (wait == null || attempt >= MAX_RETRIES) return res;
+    onWait(wait);
+    await sleep(wait);
+  }
+}
+
+const busyText = (key, seconds) => t(key).replace("{s}", String(seconds));
+let readsWaiting = 0;
+function busyBanner() {
+  let banner = $("busy-status");
+  if (!banner) {
+    banner = el("p", { id: "busy-status", class: "status", role: "status" });
+    $("main").prepend(banner);
+  }
+  return banner;
+}
+
 async function getJSON(path) {
   // Revalidated each time (an unchanged answer is a 304 from the server's memory): the stream says
   // when something changed, and the browser must not answer from its own copy (max-age) then.
-  const res = await fetch(API + path, { headers: { Accept: "application/json" }, cache: "no-cache" });
+  let waited = false;
+  let res;
+  try {
+    res = await fetchPatiently(API + path, { headers: { Accept: "application/json" }, cache: "no-cache" }, (s) => {
+      if (!waited) { waited = true; readsWaiting++; }
+      const banner = busyBanner();
+      banner.textContent = busyText("busyRead", s);
+      banner.hidden = false;
+    });
+  } finally {
+    if (waited && --readsWaiting === 0) busyBanner().hidden = true;
+  }
   if (!res.ok) throw new Error(`${res.status} ${path}`);
   return res.json();
 }
@@ -447,13 +502,20 @@ async function submitReport(ev) {
   const token = $("report-token").value.trim();
   if (token) headers.Authorization = `Bearer ${token}`;
   let res, data = null;
+  const submit = $("report-form").querySelector("[type=submit]");
+  submit.disabled = true;  // one report at a time, also while it waits its turn
   try {
-    res = await fetch(`${API}/reports`, { method: "POST", headers, body: JSON.stringify(body) });
+    res = await fetchPatiently(`${API}/reports`, { method: "POST", headers, body: JSON.stringify(body) },
+      (s) => { ok.textContent = busyText("busyReport", s); ok.hidden = false; });
     data = await res.json().catch(() => null);
   } catch (e) {
+    ok.hidden = true;
     showReportError(t("reportFailed"), e.message, []);
     return;
+  } finally {
+    submit.disabled = false;
   }
+  ok.hidden = true;
   if (res.ok) {
     ok.textContent = t("reportOk") + (data && data.id != null ? data.id : "");
     ok.hidden = false;
@@ -470,7 +532,10 @@ async function sendPhoto(reportId, file, authorization) {
   const headers = { "Content-Type": file.type || "application/octet-stream", Accept: "application/json, application/problem+json" };
   if (authorization) headers.Authorization = authorization;
   try {
-    const res = await fetch(`${API}/reports/${reportId}/photos`, { method: "POST", headers, body: file });
+    const box = $("report-ok"), received = box.textContent;  // the report's number stays shown
+    const res = await fetchPatiently(`${API}/reports/${reportId}/photos`, { method: "POST", headers, body: file },
+      (s) => { box.textContent = `${received} ${busyText("busyReport", s)}`; });
+    box.textContent = received;
     if (res.ok) { $("report-photo").value = ""; return; }
     const p = await res.json().catch(() => ({}));
     showReportError(t("photoFailed"), p.detail || `HTTP ${res.status}`, p.errors || []);
