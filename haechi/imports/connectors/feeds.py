@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache, partial
 from pathlib import Path
@@ -50,6 +50,32 @@ class Pulled:
 
     records: list[dict]
     notes: list[str]
+
+
+@dataclass
+class Read:
+    """What a feed made of its records: the observations, and what it refused with why."""
+
+    found: list[Obs] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+
+    def refuse(self, ref: str, field_name: str, reason: str, record: dict) -> None:
+        self.refused.append(Refusal(ref, field_name, reason, record))
+
+    def value(self, ref: str, name: str, measure: tuple[str, str, str], moment: datetime, published: Any,
+              record: dict, above: float | None = None) -> None:
+        """One published value of ``measure`` (field, property, unit): a blank is not observed, text is
+        refused, a number (above ``above``, when the feed writes "missing" as a low sentinel) kept."""
+        field_name, prop, unit = measure
+        if blank(published):
+            return
+        if (number_ := number(published)) is None:
+            self.refuse(ref, field_name, f"not a number: {published!r}", record)
+        elif above is None or number_ > above:
+            self.found.append(Obs(ref, name, prop, unit, moment, number_))
+
+    def result(self) -> tuple[list[Obs], list[Refusal]]:
+        return self.found, self.refused
 
 
 def number(text: Any) -> float | None:
@@ -172,23 +198,23 @@ class AirKorea(Feed):
         return self.config["backfill_terms"][-1][0]
 
     def read(self, records):
-        found, refused = [], []
+        read = Read()
         for r in records:
             station, moment = str(r.get("stationName") or "").strip(), airkorea_time(r.get("dataTime"))
             if not station or moment is None:
-                refused.append(Refusal(station, "dataTime", f"no station or unreadable time {r.get('dataTime')!r}", r))
+                read.refuse(station, "dataTime", f"no station or unreadable time {r.get('dataTime')!r}", r)
                 continue
             for prefix, prop, unit in self.config["measures"]:
                 value, flag = r.get(f"{prefix}Value"), r.get(f"{prefix}Flag")
                 if value is None and flag is None:
                     continue  # not published by this version of the service
                 if not blank(flag):
-                    refused.append(Refusal(station, f"{prefix}Value", f"flagged by AirKorea: {flag}", r))
-                elif (number_ := number(value)) is None:
-                    refused.append(Refusal(station, f"{prefix}Value", f"no measurement ({value!r})", r))
+                    read.refuse(station, f"{prefix}Value", f"flagged by AirKorea: {flag}", r)
+                elif number(value) is None:  # AirKorea writes "-" (or nothing) for an hour not measured
+                    read.refuse(station, f"{prefix}Value", f"no measurement ({value!r})", r)
                 else:
-                    found.append(Obs(station, station, prop, unit, moment, number_))
-        return found, refused
+                    read.value(station, station, (f"{prefix}Value", prop, unit), moment, value, r)
+        return read.result()
 
 
 def airkorea_time(text: Any) -> datetime | None:
@@ -225,24 +251,20 @@ class KmaAsos(Feed):
         return pulled
 
     def read(self, records):
-        found, refused = [], []
+        read = Read()
         for r in records:
             station, moment = str(r.get("stnId") or "").strip(), kst(r.get("tm", ""), "%Y-%m-%d %H:%M")
             if not station or moment is None:
-                refused.append(Refusal(station, "tm", f"no station or unreadable time {r.get('tm')!r}", r))
+                read.refuse(station, "tm", f"no station or unreadable time {r.get('tm')!r}", r)
                 continue
             name = str(r.get("stnNm") or station)
             for field_name, prop, unit, flag_field in self.config["measures"]:
-                value, flag = r.get(field_name), str(r.get(flag_field) or "").strip()
+                flag = str(r.get(flag_field) or "").strip()
                 if flag in self.config["bad_flags"]:
-                    refused.append(Refusal(station, field_name, self.config["bad_flags"][flag], r))
-                elif blank(value):
-                    continue  # not observed that hour (rain: none recorded)
-                elif (number_ := number(value)) is None:
-                    refused.append(Refusal(station, field_name, f"not a number: {value!r}", r))
-                else:
-                    found.append(Obs(station, name, prop, unit, moment, number_))
-        return found, refused
+                    read.refuse(station, field_name, self.config["bad_flags"][flag], r)
+                else:  # a blank is not observed that hour (rain: none recorded)
+                    read.value(station, name, (field_name, prop, unit), moment, r.get(field_name), r)
+        return read.result()
 
 
 # ── KMA AWS (API허브) ─────────────────────────────────────────────────────────────────────
@@ -270,24 +292,18 @@ class KmaAws(Feed):
         return pulled
 
     def read(self, records):
-        found, refused = [], []
-        floor = self.config["missing_at_or_below"]
+        read = Read()
+        floor = self.config["missing_at_or_below"]  # at or below: no such sensor, or no value that minute
         for r in records:
             station = str(r.get("STN") or "").strip()
             moment = kst(r.get("TM", ""), "%Y%m%d%H%M", "%y%m%d%H%M")
             if not station or moment is None:
-                refused.append(Refusal(station, "TM", f"no station or unreadable time {r.get('TM')!r}", r))
+                read.refuse(station, "TM", f"no station or unreadable time {r.get('TM')!r}", r)
                 continue
             measures = self.config["measures"] + (self.config["hourly_measures"] if moment.minute == 0 else [])
-            for column, prop, unit in measures:
-                value = r.get(column)
-                if blank(value):
-                    continue
-                if (number_ := number(value)) is None:
-                    refused.append(Refusal(station, column, f"not a number: {value!r}", r))
-                elif number_ > floor:  # at or below: no such sensor, or no value that minute
-                    found.append(Obs(station, station, prop, unit, moment, number_))
-        return found, refused
+            for measure in measures:
+                read.value(station, station, tuple(measure), moment, r.get(measure[0]), r, above=floor)
+        return read.result()
 
 
 def _floor(moment: datetime, step: timedelta) -> datetime:
@@ -323,21 +339,15 @@ class Hrfco(Feed):
         return pulled
 
     def read(self, records):
-        found, refused = [], []
+        read = Read()
         for r in records:
             gauge, moment = str(r.get("wlobscd") or "").strip(), kst(r.get("ymdhm", ""), "%Y%m%d%H%M")
             if not gauge or moment is None:
-                refused.append(Refusal(gauge, "ymdhm", f"no gauge or unreadable time {r.get('ymdhm')!r}", r))
+                read.refuse(gauge, "ymdhm", f"no gauge or unreadable time {r.get('ymdhm')!r}", r)
                 continue
-            for field_name, prop, unit in self.config["measures"]:
-                value = r.get(field_name)
-                if blank(value):
-                    continue  # the gauge does not report it (discharge) or not this time
-                if (number_ := number(value)) is None:
-                    refused.append(Refusal(gauge, field_name, f"not a number: {value!r}", r))
-                else:
-                    found.append(Obs(gauge, gauge, prop, unit, moment, number_))
-        return found, refused
+            for measure in self.config["measures"]:  # a blank: the gauge does not report it (discharge) now
+                read.value(gauge, gauge, tuple(measure), moment, r.get(measure[0]), r)
+        return read.result()
 
 
 # ── Seoul S-DoT ──────────────────────────────────────────────────────────────────────────
@@ -374,21 +384,15 @@ class Sdot(Feed):
         return None if blank(text) else kst(text, "%Y-%m-%d_%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M")
 
     def read(self, records):
-        found, refused = [], []
+        read = Read()
         for r in records:
             serial, moment = str(self._field(r, self.config["ref_fields"]) or "").strip(), self._time(r)
             if not serial or moment is None:
-                refused.append(Refusal(serial, "SENSING_TIME", "no serial or unreadable time", r))
+                read.refuse(serial, "SENSING_TIME", "no serial or unreadable time", r)
                 continue
-            for names, prop, unit in self.config["measures"]:
-                value = self._field(r, names)
-                if blank(value):
-                    continue
-                if (number_ := number(value)) is None:
-                    refused.append(Refusal(serial, names[0], f"not a number: {value!r}", r))
-                else:
-                    found.append(Obs(serial, f"S-DoT {serial}", prop, unit, moment, number_))
-        return found, refused
+            for names, prop, unit in self.config["measures"]:  # each field under any of its known spellings
+                read.value(serial, f"S-DoT {serial}", (names[0], prop, unit), moment, self._field(r, names), r)
+        return read.result()
 
 
 KINDS = {"airkorea": AirKorea, "kma-asos": KmaAsos, "kma-aws": KmaAws, "hrfco": Hrfco, "sdot": Sdot}
