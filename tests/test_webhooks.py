@@ -87,6 +87,16 @@ def test_inactive_subscriptions_and_other_areas_get_nothing():
     assert webhooks.wants(subscription(area_codes=["11110", "11680"]), alert)
 
 
+def test_an_alert_for_operators_only_reaches_no_subscriber():
+    """A warning no district holds is announced Restricted (compose): it goes to no channel, even
+    one subscribed everywhere, since it reaches no place."""
+    alert = alert_row("a-1", codes=[])
+    assert webhooks.wants(subscription(), alert)
+    restricted = {**alert, "cap_json": {**alert["cap_json"], "scope": "Restricted"}}
+    assert not webhooks.wants(subscription(), restricted)
+    assert not webhooks.wants(subscription(include_exercises=True), restricted)
+
+
 # ── bodies ──────────────────────────────────────────────────────────────────────────────
 
 

@@ -7,14 +7,17 @@ requested audiences. An update or a cancel refers to the chain of messages befor
 is ``status`` Exercise, and every headline and description carries the language's drill mark; a
 test (``status`` Test, an end-to-end check with an aggregator) carries the test mark the same way.
 Each alert meets the Google Public Alerts profile (``profile.py``): ``<web>`` on every info, one
-contiguous area. The CAP profile is described in docs/alerts.md.
+contiguous area (an area in pieces far apart is first split, one alert per piece:
+:func:`contiguous_pieces`). An area no loaded district holds makes a Restricted alert, for
+operators only: it reaches no place. The CAP profile is described in docs/alerts.md.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -115,13 +118,34 @@ def cap_status(exercise: bool, test: bool = False) -> str:
     return "Test" if test else "Exercise" if exercise else "Actual"
 
 
-def make_identifier(change: Change, exercise: bool, test: bool = False) -> str:
+def make_identifier(change: Change, exercise: bool, test: bool = False, piece: int = 0) -> str:
     """``haechi.<hazard>.<area>.<UTC time>.<kind>`` (``.exercise`` for drills, ``.test`` for tests):
-    no spaces or commas."""
+    no spaces or commas. The alert of a piece other than the first of an area in pieces (see
+    :func:`contiguous_pieces`) has ``.part<n>`` after the kind."""
     area = re.sub(r"[^A-Za-z0-9_-]+", "-", change.area)
     utc = _kst(change.at).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     status = cap_status(exercise, test)
-    return ".".join(["haechi", change.hazard, area, utc, change.kind] + ([MARKED[status]] if status in MARKED else []))
+    return ".".join(["haechi", change.hazard, area, utc, change.kind] + ([f"{PART}{piece + 1}"] if piece else [])
+                    + ([MARKED[status]] if status in MARKED else []))
+
+
+def piece_identifier(identifier: str, piece: int) -> str:
+    """The identifier of ``piece`` of the alerts :func:`make_identifier` named ``identifier`` (piece 0)."""
+    if not piece:
+        return identifier
+    parts = identifier.split(".")
+    return ".".join([*parts[:5], f"{PART}{piece + 1}", *parts[5:]])
+
+
+def piece_of(identifier: str) -> int:
+    """Which piece of its area an alert covers (0 for the first, or an area in one piece)."""
+    parts = identifier.split(".")
+    found = parts[5] if len(parts) > 5 and parts[0] == "haechi" else ""
+    return int(found.removeprefix(PART)) - 1 if found.startswith(PART) and found[len(PART):].isdigit() else 0
+
+
+#: The mark of a piece's alert in its identifier (``.part2``).
+PART = "part"
 
 
 def identifier_time(identifier: str) -> datetime | None:
@@ -397,6 +421,26 @@ def cap_polygons(rings: Iterable[Ring], settings: Mapping[str, int]) -> tuple[tu
     share = settings["max_total_points"] // len(rings)
     limit = max(settings["min_polygon_points"], min(settings["max_polygon_points"], share))
     return tuple(simplify_ring(ring, limit, settings["coordinate_decimals"]) for ring in rings)
+
+
+def contiguous_pieces(area: AreaFacts, settings: Mapping[str, Any],
+                      shapes_of: Callable[[Sequence[str]], Mapping[str, shapely.Geometry]]) -> list[AreaFacts]:
+    """The area as aggregators want it, one contiguous piece per alert (Google's profile): its
+    polygons with pieces less than ``join_within_m`` apart joined, largest first; each piece keeps
+    the geocodes whose areas meet it (``shapes_of`` gives them in lon/lat; a code of unknown shape
+    stays in every piece) and the circles nearest it. An area in one piece is itself."""
+    rings = join_nearby(list(area.polygons), settings["join_within_m"])
+    if len(rings) < 2:
+        return [area]
+    shapes = [shapely.Polygon([(lon, lat) for lat, lon in ring]) for ring in rings]
+    order = sorted(range(len(rings)), key=lambda n: (-shapes[n].area, shapes[n].bounds))
+    known = shapes_of(area.geocodes)
+    nearest = [min(order, key=lambda n: shapes[n].distance(shapely.Point(lon, lat))) for lat, lon, _ in area.circles]
+    return [replace(
+        area, polygons=(rings[n],),
+        geocodes=tuple(g for g in area.geocodes if g not in known or known[g].intersects(shapes[n])),
+        circles=tuple(c for c, piece in zip(area.circles, nearest, strict=True) if piece == n))
+        for n in order]
 
 
 def join_nearby(rings: list[Ring], within_m: float) -> list[Ring]:

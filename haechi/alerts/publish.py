@@ -10,10 +10,14 @@ before it could publish ``alert.sent`` is still delivered, by whichever dispatch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection
 
 from haechi.cities.targeting import AreaFacts
@@ -23,23 +27,38 @@ from haechi.model.hazards import Change
 from haechi.store import alerting
 from haechi.store import warnings as store
 
-from . import issuer
+from . import issuer, messages
 from .cap import Alert, from_xml, to_xml, validate
-from .compose import compose, to_json_with_guidance
+from .compose import compose, contiguous_pieces, piece_identifier, piece_of, to_json_with_guidance
 from .webhooks import wants
 
 AUDIENCES = ("general", "elderly", "children", "disabled", "foreigners")
 
 
-def alert_for_change(
+def alerts_for_change(
+    conn: Connection, change: Change, area: AreaFacts, warning_id: int | None, identifier: str, *, sender: str,
+    now: datetime, exercise: bool = False, test: bool = False, created_by: str = "warnings-engine",
+    languages: list[str] | None = None, expires: datetime | None = None,
+) -> list[AlertSent]:
+    """Compose, sign, validate against the CAP 1.2 schema and store the alerts of a change: one
+    per contiguous piece of its area (``compose.contiguous_pieces``; one for almost every area),
+    each referring to the messages of its own piece before it, all recorded against the warning.
+    Returns their ``alert.sent`` data, the first piece's first. ``identifier`` is the caller's
+    (``compose.make_identifier``), the first piece's: the one a duplicate is looked up by."""
+    previous = _latest_by_piece(conn, warning_id)
+    pieces = contiguous_pieces(area, messages.library().common["cap"], partial(_geocode_shapes, conn))
+    return [_alert_for_piece(conn, change, piece, warning_id, previous.get(n) or previous.get(0),
+                             piece_identifier(identifier, n), sender=sender, now=now, exercise=exercise, test=test,
+                             created_by=created_by, languages=languages, expires=expires)
+            for n, piece in enumerate(pieces)]
+
+
+def _alert_for_piece(
     conn: Connection, change: Change, area: AreaFacts, warning_id: int | None, previous: dict[str, Any] | None,
-    identifier: str, *, sender: str, now: datetime, exercise: bool = False, test: bool = False,
-    created_by: str = "warnings-engine", languages: list[str] | None = None, expires: datetime | None = None,
+    identifier: str, *, sender: str, now: datetime, exercise: bool, test: bool, created_by: str,
+    languages: list[str] | None, expires: datetime | None,
 ) -> AlertSent:
-    """Compose, sign, validate against the CAP 1.2 schema and store the alert; returns its
-    ``alert.sent`` data. Its ``<web>`` is its public page. ``identifier`` is the caller's, made with
-    ``compose.make_identifier`` from the same change and status: the one the caller looks a
-    duplicate up by is the one stored."""
+    """One alert, its ``<web>`` its public page."""
     issuing = issuer.current()
     alert = compose(change, area=area, sender=sender, now=now, exercise=exercise, test=test, languages=languages,
                     previous_alert=from_xml(previous["cap_xml"]) if previous else None, audiences=AUDIENCES,
@@ -51,6 +70,21 @@ def alert_for_change(
     return store_alert(conn, alert, xml, warning_id=warning_id, hazard=change.hazard,
                        crisis_level=change.criterion.crisis_level if change.criterion else None,
                        area_codes=list(area.geocodes), affected=dict(area.affected), created_by=created_by)
+
+
+def _latest_by_piece(conn: Connection, warning_id: int | None) -> dict[int, dict[str, Any]]:
+    """The latest alert of each piece of the warning's area: what the next one of that piece follows."""
+    latest: dict[int, dict[str, Any]] = {}
+    for alert in store.alerts_of(conn, warning_id) if warning_id is not None else []:
+        latest.setdefault(piece_of(alert["identifier"]), alert)
+    return latest
+
+
+def _geocode_shapes(conn: Connection, geocodes: Sequence[str]) -> dict[str, BaseGeometry]:
+    """The boundaries of the areas geocodes name (10-digit 행정표준코드: 2-, 5- or 8-digit codes padded)."""
+    codes = {g[:n] for g in geocodes for n in (2, 5, 8)}
+    return {row["code"].ljust(10, "0"): shape(row["geometry"]) for row in alerting.area_geometries(conn, codes)
+            if row["code"].ljust(10, "0") in geocodes and row["geometry"]}
 
 
 def store_alert(

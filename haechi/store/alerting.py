@@ -16,9 +16,11 @@ from sqlalchemy import Connection, Text, cast, delete, insert, or_, select, upda
 
 from haechi.core.errors import Conflict, InvalidInput, NotFound
 
-from .schema import alerts, deliveries, subscriptions
+from .schema import admin_areas, alerts, deliveries, subscriptions
 from .sql import insert_new, row_dict
 
+#: The CAP scope of what citizens, aggregators and channels receive; ``Restricted`` is for staff.
+PUBLIC_SCOPE = "Public"
 #: Subscription columns that may be written through the API (the secret has its own path).
 SUBSCRIPTION_FIELDS = (
     "name", "url", "area_codes", "languages", "audiences", "include_exercises", "active",
@@ -57,12 +59,15 @@ def list_alerts(
     since: datetime | None = None,
     limit: int = 50,
     offset: int = 0,
+    scopes: Iterable[str] = (PUBLIC_SCOPE,),
 ) -> list[dict[str, Any]]:
-    """Alerts with one of ``statuses``, newest first; ``area_code`` keeps those meeting it."""
+    """Alerts with one of ``statuses`` and CAP ``scopes``, newest first; ``area_code`` keeps those
+    meeting it. Public alerts only unless asked: a Restricted one (its warning reaches no place)
+    is for staff."""
     c = alerts.c
     query = (
         select(alerts)
-        .where(c.status.in_(list(statuses)))
+        .where(c.status.in_(list(statuses)), c.cap_json["scope"].as_string().in_(list(scopes)))
         .order_by(c.sent.desc(), c.id.desc())
         .limit(limit)
         .offset(offset)
@@ -75,6 +80,12 @@ def list_alerts(
     if since:
         query = query.where(c.sent >= since)
     return [row_dict(r) for r in conn.execute(query)]
+
+
+def area_geometries(conn: Connection, codes: Iterable[str]) -> list[dict[str, Any]]:
+    """Code and GeoJSON geometry of these administrative areas: where an alert's geocodes lie."""
+    c = admin_areas.c
+    return [row_dict(r) for r in conn.execute(select(c.code, c.geometry).where(c.code.in_(sorted(set(codes)))))]
 
 
 def get_alert(conn: Connection, alert_id: int) -> dict[str, Any]:

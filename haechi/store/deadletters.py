@@ -12,6 +12,15 @@ from haechi.core.errors import NotFound
 from .schema import dead_letters
 from .sql import row_dict
 
+#: The source prefix of a warning no district holds (``warning:<area key>``): a record for an
+#: operator to place its sensor, not readings, so ``deadletter replay`` leaves it.
+WARNING_SOURCE = "warning:"
+
+
+def replayable(letter: dict[str, Any]) -> bool:
+    """Whether a letter holds readings to send through the pipeline again."""
+    return not letter["source"].startswith(WARNING_SOURCE)
+
 
 def keep(conn: Connection, source: str, reason: str, payload: bytes | str) -> int:
     raw = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else payload

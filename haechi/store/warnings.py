@@ -19,9 +19,12 @@ def open_warning(conn: Connection, row: dict[str, Any]) -> int:
     return conn.execute(insert(warnings).values(status="active", **row)).inserted_primary_key[0]
 
 
-def active_warning(conn: Connection, hazard: str, area_key: str) -> dict[str, Any] | None:
+def active_warning(conn: Connection, hazard: str, area_key: str, *, practice: bool) -> dict[str, Any] | None:
+    """The warning in force for a hazard × area, among the actual ones or among drills and tests
+    (``practice``): real and practice warnings never stand for each other."""
     c = warnings.c
-    row = conn.execute(select(warnings).where(c.hazard == hazard, c.area_key == area_key, c.status == "active")
+    row = conn.execute(select(warnings).where(c.hazard == hazard, c.area_key == area_key, c.status == "active",
+                                              c.exercise.is_(practice))
                        .order_by(c.id.desc())).first()
     return row_dict(row) if row else None
 
@@ -73,6 +76,12 @@ def latest_alert_of(conn: Connection, warning_id: int) -> dict[str, Any] | None:
     row = conn.execute(select(alerts).where(alerts.c.warning_id == warning_id)
                        .order_by(alerts.c.id.desc())).first()
     return row_dict(row) if row else None
+
+
+def alerts_of(conn: Connection, warning_id: int) -> list[dict[str, Any]]:
+    """Every alert of a warning, newest first (an area in pieces has one per piece and change)."""
+    return [row_dict(r) for r in conn.execute(select(alerts).where(alerts.c.warning_id == warning_id)
+                                              .order_by(alerts.c.id.desc()))]
 
 
 def get_alert_by_identifier(conn: Connection, identifier: str) -> dict[str, Any] | None:

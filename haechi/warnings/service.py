@@ -41,7 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from haechi.alerts.compose import identifier_time, make_identifier
-from haechi.alerts.publish import alert_for_change, alert_sent
+from haechi.alerts.publish import alert_sent, alerts_for_change
 from haechi.cities.targeting import AreaFacts, area_facts, place_streams
 from haechi.core.clock import utcnow
 from haechi.core.events import Bus, Event
@@ -298,12 +298,14 @@ class Recorded:
     """A warning's change as stored: the data of the two events its owner publishes.
 
     ``new``: this call stored it; False when the same change (its alert's identifier) was stored
-    before, by this engine or another one, and nothing was written.
+    before, by this engine or another one, and nothing was written. ``more``: the alerts of the
+    other pieces of an area in pieces far apart (``alerts.compose.contiguous_pieces``), if any.
     """
 
     warning: WarningChanged
     alert: AlertSent
     new: bool = True
+    more: tuple[AlertSent, ...] = ()
 
 
 async def change_warning(db: Database, bus: Bus, change: Change, **options: Any) -> AlertSent:
@@ -322,7 +324,8 @@ async def change_warning(db: Database, bus: Bus, change: Change, **options: Any)
 
 async def _publish(bus: Bus, recorded: Recorded) -> None:
     await bus.publish(event(WARNING_CHANGED, recorded.warning))
-    await bus.publish(event(ALERT_SENT, recorded.alert))
+    for alert in (recorded.alert, *recorded.more):
+        await bus.publish(event(ALERT_SENT, alert))
 
 
 def record_change(
@@ -374,13 +377,12 @@ def _record(db: Database, change: Change, identifier: str, *, sender: str, now: 
                 {"unplaced": facts.unplaced, "area_code": facts.area_code} if change.kind != "cancel" else {}))
         else:
             raise LookupError(f"cancel of {change.hazard} in {change.area} with no warning in force")
-        previous = store.latest_alert_of(conn, warning_id)
-        alert = alert_for_change(conn, change, facts, warning_id, previous, identifier, sender=sender, now=now,
-                                 exercise=exercise, test=test, languages=languages, expires=expires,
-                                 created_by=created_by)
+        alert, *more = alerts_for_change(conn, change, facts, warning_id, identifier, sender=sender, now=now,
+                                         exercise=exercise, test=test, languages=languages, expires=expires,
+                                         created_by=created_by)
         if facts.unplaced:
             _keep_unplaced(conn, change, facts, warning_id, alert)
-    return Recorded(_changed(change, warning_id, facts.area_code, exercise or test, alert), alert)
+    return Recorded(_changed(change, warning_id, facts.area_code, exercise or test, alert), alert, more=tuple(more))
 
 
 def _keep_unplaced(conn, change: Change, facts: AreaFacts, warning_id: int, alert: AlertSent) -> None:
