@@ -64,10 +64,11 @@
     return d.toLocaleString(lang === "ko" ? "ko-KR" : "en-GB", { timeZone: "Asia/Seoul", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
   };
   const fmtNum = (v) => (typeof v === "number" ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2)) : esc(v));
-  async function getJSON(url) {
+  async function getJSON(url, token) {
     // Revalidated each time (an unchanged answer is a 304 from the server's memory): the stream says
     // when something changed, and the browser must not answer from its own copy (max-age) then.
-    const r = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-cache" });
+    const headers = token ? { Accept: "application/json", Authorization: "Bearer " + token } : { Accept: "application/json" };
+    const r = await fetch(url, { headers, cache: "no-cache" });
     if (!r.ok) throw new Error(url + " → " + r.status);
     return r.json();
   }
@@ -505,7 +506,8 @@
     }).join("");
   }
   async function loadAlerts() {
-    try { const list = await getJSON("/api/v1/alerts"); S.alerts = Array.isArray(list) ? list : list.items || []; } catch (e) { console.warn(e); return; }
+    // With an operator's token the list includes what citizens never see (alerts of unplaced warnings).
+    try { const list = await getJSON("/api/v1/alerts", $("f-token").value.trim()); S.alerts = Array.isArray(list) ? list : list.items || []; } catch (e) { console.warn(e); return; }
     // alerts seen on the stream but not in the public list (e.g. drills) stay visible
     for (const a of Object.values(S.liveAlerts)) if (!S.alerts.some((x) => x.id === a.id)) S.alerts.push(a);
     S.alerts.sort((a, b) => String(b.sent).localeCompare(String(a.sent)));
@@ -679,7 +681,7 @@
       .bindTooltip(`${esc(u.call_sign)} · ${esc(u.unit_type)} · ${esc(u.status)}`).addTo(S.incidentLayer);
   }
   const reloadIncidents = debounce(loadIncidents, 300);
-  $("f-token").addEventListener("change", () => { reloadIncidents(); if (S.es) connect(); });
+  $("f-token").addEventListener("change", () => { reloadIncidents(); reloadAlerts(); if (S.es) connect(); });
 
   // ── issue form ────────────────────────────────────────────────────────────────────────────
   function showError(msg) { $("issue-error").textContent = msg || ""; }
