@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import Field, field_validator
+from sqlalchemy import Engine
 
 from haechi.alerts import feeds, issuer, page
 from haechi.alerts.signing import PUBLIC_KEY_MEDIA
@@ -117,11 +118,7 @@ ATOM_RESPONSE = {200: {"content": {feeds.ATOM_MEDIA: {}}, "description": "Atom 1
 )
 def city_feed(request: Request, engine: Db, q: Annotated[FeedQuery, Query()]) -> Response:
     """Every public alert of the city, newest first; each entry links its CAP XML."""
-    with engine.begin() as conn:
-        city = next(iter(areas.list_areas(conn, level="city")), None)
-        rows = alerting.list_alerts(conn, statuses=[q.status], limit=q.limit)
-    names = (city["name_ko"], city["name_en"]) if city else ("해치", "Haechi")
-    return _feed_response(request, rows, "all", names, q)
+    return _city_wide(request, engine, [q.status], "all", q)
 
 
 # Declared before the district feed, whose path would otherwise take "aggregators" for a district.
@@ -135,11 +132,17 @@ def aggregator_feed(request: Request, engine: Db, q: Annotated[FeedQuery, Query(
     """Every actual alert of the city and the Test messages an aggregator checks the path with
     (Google Public Alerts wants tests in the production feed; it never shows them). Citizens are
     pointed to `/alerts.atom`, which has no tests."""
+    actual = q.model_copy(update={"status": "Actual"})
+    return _city_wide(request, engine, list(AGGREGATOR_STATUSES), "aggregators", actual)
+
+
+def _city_wide(request: Request, engine: Engine, statuses: list[str], scope: str, q: FeedQuery) -> Response:
+    """A feed of the whole city's public alerts of ``statuses``, named after the loaded city."""
     with engine.begin() as conn:
         city = next(iter(areas.list_areas(conn, level="city")), None)
-        rows = alerting.list_alerts(conn, statuses=list(AGGREGATOR_STATUSES), limit=q.limit)
+        rows = alerting.list_alerts(conn, statuses=statuses, limit=q.limit)
     names = (city["name_ko"], city["name_en"]) if city else ("해치", "Haechi")
-    return _feed_response(request, rows, "aggregators", names, q.model_copy(update={"status": "Actual"}))
+    return _feed_response(request, rows, scope, names, q)
 
 
 @router.get(
