@@ -7,6 +7,8 @@ raise no alerts, and an ended trip or a removed zone would still raise them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -87,75 +89,82 @@ def _post(client, auth, tracker: str, *where) -> None:
         assert queued.status_code == 202, queued.text
 
 
-@pytest.mark.postgres
-def test_a_trip_started_and_ended_through_an_api_replica_is_watched_by_the_engine():
+@dataclass
+class Setting:
+    """A family with no zones, its tracker's token, a leading care engine and an API replica's client."""
+
+    cluster: Cluster
+    engine: object
+    client: TestClient
+    ward: int
+    tracker: str
+    guardian: dict[str, str]
+    device: dict[str, str]
+
+
+@contextlib.contextmanager
+def care_cluster():
     with fresh_postgres() as url, nats_prefix() as prefix:
         cluster = Cluster(url, prefix)
         try:
             f = family(cluster.db, zones=False)
-            tracker, ward = f.devices["tracker"], f.ward["id"]
             _, device = device_token(cluster.db)
             engine = cluster.engine("care-engine")
             engine.wait_for("running engine")
             api = _replica(cluster, url, prefix)
-            guardian, auth = {"Authorization": f"Bearer {f.token}"}, {"Authorization": f"Bearer {device}"}
-            trip_body = {"route": ROUTE, "expected_at": (utcnow() + timedelta(hours=1)).isoformat()}
             with TestClient(api) as client:
                 assert api.state.runtime.leading is False
-                started = client.post(f"/api/v1/care/wards/{ward}/trips", json=trip_body, headers=guardian)
-                assert started.status_code == 201, started.text
-                _reloaded(engine, ward, 1)
-                _post(client, auth, tracker, ON_ROUTE, OFF_ROUTE)
-                until(lambda: counted(cluster.db, care_alerts, ward, kind="deviation"))
-                _post(client, auth, tracker, HOME_END)
-                until(lambda: counted(cluster.db, care_alerts, ward, kind="arrived"))
-                with cluster.db.begin() as conn:
-                    assert repository.get_trip(conn, started.json()["id"])["status"] == "arrived"
-
-                second = client.post(f"/api/v1/care/wards/{ward}/trips", json=trip_body, headers=guardian)
-                assert second.status_code == 201, second.text
-                _reloaded(engine, ward, 2)
-                ended = client.post(f"/api/v1/care/trips/{second.json()['id']}/end", headers=guardian)
-                assert ended.status_code == 200 and ended.json()["status"] == "cancelled"
-                _reloaded(engine, ward, 3)
-                _post(client, auth, tracker, ON_ROUTE, OFF_ROUTE)
-                until(lambda: counted(cluster.db, care_positions, ward) == 5)  # the engine judged them
-            assert counted(cluster.db, care_alerts, ward, kind="deviation") == 1  # none for the ended trip
+                yield Setting(cluster, engine, client, f.ward["id"], f.devices["tracker"],
+                              {"Authorization": f"Bearer {f.token}"}, {"Authorization": f"Bearer {device}"})
             assert "Traceback" not in engine.log
         finally:
             cluster.close()
+
+
+@pytest.mark.postgres
+def test_a_trip_started_and_ended_through_an_api_replica_is_watched_by_the_engine():
+    with care_cluster() as c:
+        db, client, ward, tracker, guardian = c.cluster.db, c.client, c.ward, c.tracker, c.guardian
+        trip_body = {"route": ROUTE, "expected_at": (utcnow() + timedelta(hours=1)).isoformat()}
+        started = client.post(f"/api/v1/care/wards/{ward}/trips", json=trip_body, headers=guardian)
+        assert started.status_code == 201, started.text
+        _reloaded(c.engine, ward, 1)
+        _post(client, c.device, tracker, ON_ROUTE, OFF_ROUTE)
+        until(lambda: counted(db, care_alerts, ward, kind="deviation"))
+        _post(client, c.device, tracker, HOME_END)
+        until(lambda: counted(db, care_alerts, ward, kind="arrived"))
+        with db.begin() as conn:
+            assert repository.get_trip(conn, started.json()["id"])["status"] == "arrived"
+
+        second = client.post(f"/api/v1/care/wards/{ward}/trips", json=trip_body, headers=guardian)
+        assert second.status_code == 201, second.text
+        _reloaded(c.engine, ward, 2)
+        ended = client.post(f"/api/v1/care/trips/{second.json()['id']}/end", headers=guardian)
+        assert ended.status_code == 200 and ended.json()["status"] == "cancelled"
+        _reloaded(c.engine, ward, 3)
+        _post(client, c.device, tracker, ON_ROUTE, OFF_ROUTE)
+        until(lambda: counted(db, care_positions, ward) == 5)  # the engine judged them
+        assert counted(db, care_alerts, ward, kind="deviation") == 1  # none for the ended trip
 
 
 @pytest.mark.postgres
 def test_a_zone_added_through_an_api_replica_raises_the_left_alert_in_the_engine():
-    with fresh_postgres() as url, nats_prefix() as prefix:
-        cluster = Cluster(url, prefix)
-        try:
-            f = family(cluster.db, zones=False)
-            tracker, ward = f.devices["tracker"], f.ward["id"]
-            _, device = device_token(cluster.db)
-            engine = cluster.engine("care-engine")
-            engine.wait_for("running engine")
-            api = _replica(cluster, url, prefix)
-            guardian, auth = {"Authorization": f"Bearer {f.token}"}, {"Authorization": f"Bearer {device}"}
-            with TestClient(api) as client:
-                zone = client.post(f"/api/v1/care/wards/{ward}/zones", headers=guardian, json={
-                    "kind": "school", "name": "새 학교", "geometry": mapping(SCHOOL), "schedule": ALWAYS})
-                assert zone.status_code == 201, zone.text
-                _reloaded(engine, ward, 1)
-                _post(client, auth, tracker, IN_SCHOOL, OUTSIDE)
-                until(lambda: counted(cluster.db, care_alerts, ward, kind="left_zone"))
-                with cluster.db.begin() as conn:
-                    alerts = repository.alerts(conn, ward, with_position=False)
-                [alert] = [a for a in alerts if a["kind"] == "left_zone"]
-                assert alert["detail"]["zone"] == "새 학교"
+    with care_cluster() as c:
+        db, client, ward, tracker, guardian = c.cluster.db, c.client, c.ward, c.tracker, c.guardian
+        zone = client.post(f"/api/v1/care/wards/{ward}/zones", headers=guardian, json={
+            "kind": "school", "name": "새 학교", "geometry": mapping(SCHOOL), "schedule": ALWAYS})
+        assert zone.status_code == 201, zone.text
+        _reloaded(c.engine, ward, 1)
+        _post(client, c.device, tracker, IN_SCHOOL, OUTSIDE)
+        until(lambda: counted(db, care_alerts, ward, kind="left_zone"))
+        with db.begin() as conn:
+            alerts = repository.alerts(conn, ward, with_position=False)
+        [alert] = [a for a in alerts if a["kind"] == "left_zone"]
+        assert alert["detail"]["zone"] == "새 학교"
 
-                removed = client.delete(f"/api/v1/care/wards/{ward}/zones/{zone.json()['id']}", headers=guardian)
-                assert removed.status_code == 204
-                _reloaded(engine, ward, 2)
-                _post(client, auth, tracker, IN_SCHOOL, OUTSIDE)
-                until(lambda: counted(cluster.db, care_positions, ward) == 4)
-            assert counted(cluster.db, care_alerts, ward, kind="left_zone") == 1  # the removed zone: no alert
-            assert "Traceback" not in engine.log
-        finally:
-            cluster.close()
+        removed = client.delete(f"/api/v1/care/wards/{ward}/zones/{zone.json()['id']}", headers=guardian)
+        assert removed.status_code == 204
+        _reloaded(c.engine, ward, 2)
+        _post(client, c.device, tracker, IN_SCHOOL, OUTSIDE)
+        until(lambda: counted(db, care_positions, ward) == 4)
+        assert counted(db, care_alerts, ward, kind="left_zone") == 1  # the removed zone: no alert
