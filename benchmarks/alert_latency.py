@@ -55,7 +55,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import free_port, fresh_db, make_streams, observations, start_server
+from benchmarks.common import free_port, fresh_db, make_streams, observation, start_server
 from benchmarks.ingest_mqtt import BROKER, messages_for, start_broker, stored
 from haechi.bus.nats import EventStream, connect_nats
 from haechi.cities.load import load_city
@@ -256,7 +256,16 @@ def await_alert(events: queue.Queue, msg_type: str) -> float:
             return arrived
 
 
-def mqtt_background(system: System, rate: float, readings: list[dict], done) -> None:
+def _wait_flowing(background: mp.Process, done) -> None:
+    """Until the background's first readings are acknowledged: the probe must not start unloaded."""
+    deadline = time.perf_counter() + START_S
+    while done.value == 0:
+        if not background.is_alive() or time.perf_counter() > deadline:
+            raise RuntimeError("the background load never started")
+        time.sleep(0.05)
+
+
+def mqtt_background(system: System, rate: float, n: int, done) -> None:
     """QoS-1 messages at ``rate`` per second; ``done`` (a shared value) counts those the broker
     acknowledged: on a busy machine the publisher may fall short of the rate, and the report says so."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-background-{os.getpid()}")
@@ -265,14 +274,15 @@ def mqtt_background(system: System, rate: float, readings: list[dict], done) -> 
 
     def on_publish(*_args) -> None:
         acked[0] += 1
-        if acked[0] % 100 == 0:
+        if acked[0] % 100 == 1:
             done.value = acked[0]
 
     client.on_publish = on_publish
     client.connect(*BROKER)
     client.loop_start()
     started = time.perf_counter()
-    for i, (topic, payload) in enumerate(messages_for(readings)):
+    for i in range(n):  # each message made as it is sent: a list of them all took seconds and gigabytes
+        [(topic, payload)] = messages_for([observation(system.bench, i)])
         while i - acked[0] >= 1000:  # no queue of paho's own beyond the in-flight window: paho walks
             time.sleep(0.001)  # it on every PUBACK, and a publisher behind its rate fell to ~650/s
         client.publish(topic, payload, qos=1)
@@ -282,17 +292,18 @@ def mqtt_background(system: System, rate: float, readings: list[dict], done) -> 
     client.loop_stop()
 
 
-def http_background(system: System, rate: float, readings: list[dict], done) -> None:
+def http_background(system: System, rate: float, n: int, done) -> None:
     """Bulk uploads of ``rate`` / BATCHES_PER_S readings, BATCHES_PER_S times a second; ``done``
     counts the readings the API acknowledged (200 stored, or 202 queued)."""
     size = max(1, round(rate / BATCHES_PER_S))
     with httpx.Client(base_url=system.url, headers=system.auth, timeout=60) as client:
         started = time.perf_counter()
-        for n, i in enumerate(range(0, len(readings), size)):
-            answer = client.post("/api/v1/observations", json=readings[i:i + size])
+        for batch, i in enumerate(range(0, n, size)):
+            readings = [observation(system.bench, k) for k in range(i, min(i + size, n))]
+            answer = client.post("/api/v1/observations", json=readings)
             if answer.status_code in (200, 202):
-                done.value += len(readings[i:i + size])
-            lag = started + (n + 1) / BATCHES_PER_S - time.perf_counter()
+                done.value += len(readings)
+            lag = started + (batch + 1) / BATCHES_PER_S - time.perf_counter()
             if lag > 0:
                 time.sleep(lag)
 
@@ -351,11 +362,11 @@ def probe(system: System, cycles: int, background_rate: float, seconds_per_cycle
         raise RuntimeError("no SSE connection")
     n_background = int(background_rate * (cycles * seconds_per_cycle + 30))
     done = mp.Value("q", 0)
-    background = mp.Process(target=load, args=(system, background_rate, observations(system.bench, n_background),
-                                                done))
+    background = mp.Process(target=load, args=(system, background_rate, n_background, done))
     background.start()
     probe_ = None
     try:
+        _wait_flowing(background, done)
         time.sleep(3)  # background at full rate before the first probe
         probe_ = Probe(system)
         start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=30)

@@ -47,10 +47,15 @@ def make_streams(engine: Engine, count: int, prop: str = "water_level") -> list[
 
 def observations(streams: list[int], n: int, start: datetime = T0) -> list[dict]:
     """``n`` plausible observations spread round-robin over ``streams``, 10 minutes apart per stream."""
+    return [observation(streams, i, start) for i in range(n)]
+
+
+def observation(streams: list[int], i: int, start: datetime = T0) -> dict:
+    """The ``i``-th of :func:`observations`, made on its own (a long background makes them as it sends)."""
     per = len(streams)
-    return [{"datastream_id": streams[i % per],
-             "phenomenon_time": (start + timedelta(minutes=10 * (i // per))).isoformat(),
-             "result": 3.0 + ((i * 7919) % 1000) / 1000} for i in range(n)]
+    return {"datastream_id": streams[i % per],
+            "phenomenon_time": (start + timedelta(minutes=10 * (i // per))).isoformat(),
+            "result": 3.0 + ((i * 7919) % 1000) / 1000}
 
 
 def timed(fn: Callable[[], object]) -> float:

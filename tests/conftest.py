@@ -99,7 +99,8 @@ def db_url(request, tmp_path):
 
 def _empty_postgres(url: str) -> None:
     engine = create_engine(url)
-    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    # The geography count goes on (triggers bump it on TRUNCATE): an empty database still has it.
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables if t.name != "geography_version")
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     engine.dispose()

@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.engine import Engine
 
 from haechi.core.clock import KST, as_utc, utcnow
@@ -108,11 +108,13 @@ def _nearest_before(conn: Connection, stream_id: int, times: list[datetime]) -> 
     """Values on ``times``: each the latest reading at or before it within 10 minutes (dams report
     hourly-ish). One indexed row per time, whatever the stream's rate."""
     o = observations.c
+    # Built once, run per time: building a statement costs more than running it.
+    latest = (select(o.result).where(*_good(stream_id), o.phenomenon_time > bindparam("after"),
+                                     o.phenomenon_time <= bindparam("upto"))
+              .order_by(o.phenomenon_time.desc()).limit(1))
     out: dict[datetime, float] = {}
     for t in times:
-        row = conn.execute(select(o.result).where(
-            *_good(stream_id), o.phenomenon_time > t - river.STEP, o.phenomenon_time <= t)
-            .order_by(o.phenomenon_time.desc()).limit(1)).first()
+        row = conn.execute(latest, {"after": t - river.STEP, "upto": t}).first()
         if row is not None:
             out[t] = float(row.result)
     return out

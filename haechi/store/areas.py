@@ -11,6 +11,7 @@ from sqlalchemy import Connection, func, select
 from haechi.core.errors import NotFound
 
 from .schema import admin_areas, area_statistics, land_use
+from .schema import geography_version as geography_version_table
 from .sql import row_dict, upsert
 
 SUMMARY_COLUMNS = [c for c in admin_areas.c if c.name != "geometry"]
@@ -78,3 +79,9 @@ def statistics(conn: Connection, code: str, year: int | None = None) -> dict[str
 def count_areas(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(admin_areas.c.level, func.count()).group_by(admin_areas.c.level))
     return {level: n for level, n in rows}
+
+
+def geography_version(conn: Connection) -> int | None:
+    """The count of changes to the tables that decide where warnings apply (``GEOGRAPHY_TABLES``),
+    kept by triggers; None when its row is missing (emptied by hand): then nothing may be reused."""
+    return conn.execute(select(geography_version_table.c.version).where(geography_version_table.c.id == 1)).scalar()

@@ -906,3 +906,17 @@ connector_status = Table(
     _when("ok_at"),  # the last run that reached the API and read its answer
 )
 # (connector tables end)
+
+# ── 13. Where warnings apply (issue 17) ────────────────────────────────────────────────
+#: Tables whose rows decide a warning's area facts (``cities.targeting``): areas, their statistics,
+#: places, and where sensors are. A trigger on each counts every change in ``geography_version``.
+GEOGRAPHY_TABLES = ("admin_areas", "area_statistics", "places", "things", "locations", "thing_locations",
+                    "datastreams")
+#: One row (id 1) counting changes to :data:`GEOGRAPHY_TABLES`, bumped by database triggers (migration
+#: 0018), so every path (pack, API, import, an operator's SQL) is seen: what was computed from the
+#: geography at one count is still right while the count stands.
+geography_version = Table(
+    "geography_version", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False, default=0),
+)
