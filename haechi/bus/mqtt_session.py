@@ -28,6 +28,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from . import paho_speedup
+
 log = logging.getLogger(__name__)
 
 MAX_RECEIVE = 65535  # the largest Receive Maximum MQTT 5 allows
@@ -159,6 +161,7 @@ class MqttSubscriber:
         keepalive: int = 30,
         stats: SessionStats | None = None,
     ) -> None:
+        paho_speedup.install()  # paho's MQTT 5 properties cost a fifth of the ingest's CPU
         self.address = broker_address(url)
         self.topic_filter, self.client_id = topic_filter, client_id
         self.batch_size, self.batch_wait = batch_size, batch_wait

@@ -32,6 +32,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import orjson
@@ -76,8 +77,13 @@ def observation_topic(datastream_id: int, prefix: str = TOPIC_PREFIX) -> str:
 
 def datastream_of(topic: str, prefix: str = TOPIC_PREFIX) -> int | None:
     """The datastream id a topic names, or None when its id segment is not a plain number."""
-    match = re.fullmatch(rf"{re.escape(prefix)}/(\d{{1,{MAX_DATASTREAM_DIGITS}}})/observations", topic)
+    match = _topic_pattern(prefix).fullmatch(topic)
     return int(match.group(1)) if match else None
+
+
+@cache
+def _topic_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(rf"{re.escape(prefix)}/(\d{{1,{MAX_DATASTREAM_DIGITS}}})/observations")
 
 
 def decode(

@@ -9,11 +9,10 @@ their reason; bad-quality readings are stored flagged ``bad``, never dropped.
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import anyio.to_thread
@@ -188,7 +187,7 @@ class Pipeline:
                 return Rejected(index, exc.detail, "unit", _reading_raw(item))
         memory = memories.get(profile.id)
         if memory is None:
-            memory = memories[profile.id] = copy.copy(self.state.memory(profile.id))
+            memory = memories[profile.id] = replace(self.state.memory(profile.id))
         if profile.limits is None:
             reason = qc.check_clock(item.phenomenon_time, now, self.clock)
             flag, reasons = (qc.BAD, [reason]) if reason else (qc.GOOD, [])

@@ -173,8 +173,8 @@ def save_stream_states(conn: Connection, rows: Sequence[tuple]) -> int:
     updates = ", ".join(f"{c} = excluded.{c}" for c in _STATE_COLUMNS[1:])
     if conn.dialect.name == "sqlite":
         marks = ", ".join("?" * len(_STATE_COLUMNS))
-        rows = [(d, _sqlite_time(t), r, q, _sqlite_time(qt), qv, n, _sqlite_time(at))
-                for d, t, r, q, qt, qv, n, at in rows]
+        text = _TimeText()  # a batch's states share their times: its QC time is mostly the reading's
+        rows = [(d, text[t], r, q, qt and text[qt], qv, n, text[at]) for d, t, r, q, qt, qv, n, at in rows]
     else:
         marks = ", ".join(["%s"] * len(_STATE_COLUMNS))
     # Several writers (workers) may race: a reading never replaces a newer one.
