@@ -12,7 +12,7 @@ MQTT → API → ingest queue → worker → PostgreSQL → ``observation.stored
 alert stored, ``alert.sent`` on NATS → the API's SSE stream. One worker by default: two could store
 a cycle's readings out of order (each holds its own message), which the probe must not depend on.
 
-In both, a background publisher process sends 5,000 observations/s over the bench datastreams
+In both, background publisher processes (two by default) send 5,000 observations/s over the bench datastreams
 throughout, over MQTT like the probe. Probe cycle on "Hangang Bridge water level" (flood advisory
 at 8.5 m, lifted below 8.2 m held 1 h): publish 8.6 m at phenomenon time t, timed until its
 `alert.sent` event (msg_type Alert) arrives on `/api/v1/stream?types=alert.>`; then 8.0 m at
@@ -256,16 +256,39 @@ def await_alert(events: queue.Queue, msg_type: str) -> float:
             return arrived
 
 
-def _wait_flowing(background: mp.Process, done) -> None:
-    """Until the background's first readings are acknowledged: the probe must not start unloaded."""
-    deadline = time.perf_counter() + START_S
-    while done.value == 0:
-        if not background.is_alive() or time.perf_counter() > deadline:
-            raise RuntimeError("the background load never started")
-        time.sleep(0.05)
+class Background:
+    """The background load: ``publishers`` processes, each sending its share of the readings at its
+    share of the rate (one Python MQTT publisher tops out near 3,500 messages/s beside the server on
+    two cores), each counting what was acknowledged."""
+
+    def __init__(self, load: Callable, system: System, rate: float, n: int, publishers: int) -> None:
+        self.done = [mp.Value("q", 0) for _ in range(publishers)]
+        self.processes = [mp.Process(target=load, args=(system, rate / publishers, range(k, n, publishers), done))
+                          for k, done in enumerate(self.done)]
+        for process in self.processes:
+            process.start()
+
+    def acknowledged(self) -> int:
+        return sum(done.value for done in self.done)
+
+    def alive(self) -> bool:
+        return all(p.is_alive() for p in self.processes)
+
+    def wait_flowing(self) -> None:
+        """Until every publisher's first readings are acknowledged: the probe must not start unloaded."""
+        deadline = time.perf_counter() + START_S
+        while any(done.value == 0 for done in self.done):
+            if not self.alive() or time.perf_counter() > deadline:
+                raise RuntimeError("the background load never started")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+            process.join(10)
 
 
-def mqtt_background(system: System, rate: float, n: int, done) -> None:
+def mqtt_background(system: System, rate: float, share: range, done) -> None:
     """QoS-1 messages at ``rate`` per second; ``done`` (a shared value) counts those the broker
     acknowledged: on a busy machine the publisher may fall short of the rate, and the report says so."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-background-{os.getpid()}")
@@ -281,8 +304,8 @@ def mqtt_background(system: System, rate: float, n: int, done) -> None:
     client.connect(*BROKER)
     client.loop_start()
     started = time.perf_counter()
-    for i in range(n):  # each message made as it is sent: a list of them all took seconds and gigabytes
-        [(topic, payload)] = messages_for([observation(system.bench, i)])
+    for i, index in enumerate(share):  # each made as it is sent: a list of them all took seconds and gigabytes
+        [(topic, payload)] = messages_for([observation(system.bench, index)])
         while i - acked[0] >= 1000:  # no queue of paho's own beyond the in-flight window: paho walks
             time.sleep(0.001)  # it on every PUBACK, and a publisher behind its rate fell to ~650/s
         client.publish(topic, payload, qos=1)
@@ -292,14 +315,14 @@ def mqtt_background(system: System, rate: float, n: int, done) -> None:
     client.loop_stop()
 
 
-def http_background(system: System, rate: float, n: int, done) -> None:
+def http_background(system: System, rate: float, share: range, done) -> None:
     """Bulk uploads of ``rate`` / BATCHES_PER_S readings, BATCHES_PER_S times a second; ``done``
     counts the readings the API acknowledged (200 stored, or 202 queued)."""
     size = max(1, round(rate / BATCHES_PER_S))
     with httpx.Client(base_url=system.url, headers=system.auth, timeout=60) as client:
         started = time.perf_counter()
-        for batch, i in enumerate(range(0, n, size)):
-            readings = [observation(system.bench, k) for k in range(i, min(i + size, n))]
+        for batch, i in enumerate(range(0, len(share), size)):
+            readings = [observation(system.bench, k) for k in share[i:i + size]]
             answer = client.post("/api/v1/observations", json=readings)
             if answer.status_code in (200, 202):
                 done.value += len(readings)
@@ -352,7 +375,8 @@ class HttpProbe:
 TRANSPORTS = {"mqtt": (mqtt_background, MqttProbe), "http": (http_background, HttpProbe)}
 
 
-def probe(system: System, cycles: int, background_rate: float, seconds_per_cycle: float, over: str) -> dict:
+def probe(system: System, cycles: int, background_rate: float, seconds_per_cycle: float, over: str,
+          publishers: int = 1) -> dict:
     """The probe cycles under background load; the figures as a dict."""
     load, Probe = TRANSPORTS[over]
     events: queue.Queue = queue.Queue()
@@ -361,17 +385,15 @@ def probe(system: System, cycles: int, background_rate: float, seconds_per_cycle
     if not connected.wait(10):
         raise RuntimeError("no SSE connection")
     n_background = int(background_rate * (cycles * seconds_per_cycle + 30))
-    done = mp.Value("q", 0)
-    background = mp.Process(target=load, args=(system, background_rate, n_background, done))
-    background.start()
+    background = Background(load, system, background_rate, n_background, publishers)
     probe_ = None
     try:
-        _wait_flowing(background, done)
+        background.wait_flowing()
         time.sleep(3)  # background at full rate before the first probe
         probe_ = Probe(system)
         start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=30)
         delays, first_ms = [], None
-        stored_before, done_before, clock_before = system.stored(), done.value, time.perf_counter()
+        stored_before, done_before, clock_before = system.stored(), background.acknowledged(), time.perf_counter()
         for cycle in range(cycles + 1):  # cycle 0 is the warm-up
             t = start + cycle * CYCLE
             sent = probe_.send(t, ISSUE_M)
@@ -385,15 +407,14 @@ def probe(system: System, cycles: int, background_rate: float, seconds_per_cycle
                 time.sleep(0.01)
             await_alert(events, "Cancel")
         seconds = time.perf_counter() - clock_before
-        background_alive, done_during = background.is_alive(), done.value - done_before
+        background_alive, done_during = background.alive(), background.acknowledged() - done_before
         stored_during = system.stored() - stored_before - (cycles + 1) * (CALM_READINGS + 1)
         lag = system.lag()
         stop.set()
     finally:
         if probe_ is not None:
             probe_.close()
-        background.terminate()
-        background.join(10)
+        background.stop()
     ms = sorted(d * 1000 for d in delays)
     p99 = ms[max(0, int(len(ms) * 0.99) - 1)]
     return {"cycles": len(ms), "over": over, "background_obs_per_s": background_rate,
@@ -407,7 +428,7 @@ def probe(system: System, cycles: int, background_rate: float, seconds_per_cycle
 
 
 def measure(cycles: int, background_rate: float, extra: int, mode: str = "single", workers: int = 1,
-            over: str = "mqtt") -> dict:
+            over: str = "mqtt", publishers: int = 1) -> dict:
     """One mode's figures, on a private broker of its own."""
     set_up = {"single": single_process, "cluster": cluster}[mode]
     with tempfile.TemporaryDirectory() as tmp:
@@ -415,11 +436,11 @@ def measure(cycles: int, background_rate: float, extra: int, mode: str = "single
         broker = start_broker(folder)
         try:
             with set_up(folder, extra, workers) as system:
-                figures = probe(system, cycles, background_rate, SECONDS_PER_CYCLE[mode], over)
+                figures = probe(system, cycles, background_rate, SECONDS_PER_CYCLE[mode], over, publishers)
         finally:
             broker.terminate()
             broker.wait(10)
-    return {"mode": mode, **({"workers": workers} if mode == "cluster" else {}), **figures}
+    return {"mode": mode, **({"workers": workers} if mode == "cluster" else {}), "publishers": publishers, **figures}
 
 
 def main() -> None:
@@ -432,10 +453,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="`haechi worker`s in the cluster")
     parser.add_argument("--over", choices=sorted(TRANSPORTS), default="mqtt",
                         help="how the background and the probe reach Haechi: MQTT messages or HTTP uploads")
+    parser.add_argument("--publishers", type=int, default=2, help="processes sharing the background load")
     args = parser.parse_args()
-    results = [measure(args.cycles, args.background, args.streams, over=args.over)]
+    results = [measure(args.cycles, args.background, args.streams, over=args.over, publishers=args.publishers)]
     if args.cluster:
-        results.append(measure(args.cycles, args.background, args.streams, "cluster", args.workers, args.over))
+        results.append(measure(args.cycles, args.background, args.streams, "cluster", args.workers, args.over,
+                               args.publishers))
     print(json.dumps(results if args.cluster else results[0], indent=2))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from typing import Annotated
 
 import typer
@@ -321,6 +322,17 @@ def _audit(action: str, alert: dict, database_url: str | None = None) -> None:
 #: first threshold (700) full collections stop it for 1–3 s, which is the p99 of an alert reaching
 #: 10,000 clients (benchmarks/sse_fanout.py: p99 3.3 s by default, 0.49 s with these).
 GC_THRESHOLDS = (100_000, 50, 100)
+#: How long a thread holds the GIL before one waiting gets it (CPython's default: 5 ms). The MQTT
+#: network thread waits for it after every socket read; beside a busy event loop and a database
+#: thread it waited a whole interval each time, fell behind the broker, and a gauge reading sat
+#: in the socket for up to 200 ms behind others (benchmarks/alert_latency.py; docs/benchmarks.md).
+SWITCH_INTERVAL_S = 0.0005
+
+
+def _tune_interpreter() -> None:
+    """What a long-running Haechi process sets before it starts: see the two constants above."""
+    gc.set_threshold(*GC_THRESHOLDS)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 @app.command()
@@ -353,7 +365,7 @@ def serve(
         load_with_progress(engine, load_city)
     host, port = host or settings.host, port or settings.port
     console.print(f"Haechi on [bold]http://{host}:{port}/[/bold] — API docs http://{host}:{port}/docs (Ctrl-C stops)")
-    gc.set_threshold(*GC_THRESHOLDS)
+    _tune_interpreter()
     from haechi.api.serving import NO_DELAY_HTTP, UVICORN_OPTIONS
 
     if workers == 1:
@@ -370,7 +382,7 @@ def served_app():
     from haechi.store.db import make_engine
 
     settings = get_settings()
-    gc.set_threshold(*GC_THRESHOLDS)
+    _tune_interpreter()
     return create_app(make_engine(settings.database_url), settings)  # migrated by `serve` before it forked
 
 
@@ -394,6 +406,7 @@ def worker(
     if not url:
         raise _fail(HaechiError("a worker needs the NATS URL: --bus-url or HAECHI_BUS_URL"))
     prefix = settings.bus_prefix  # this installation's queue and event stream, as its API and engines use
+    _tune_interpreter()
     try:
         run(database_url or settings.database_url, url, batch=batch, stream=IngestStream.of(prefix),
             events=EventStream.of(prefix))
@@ -436,6 +449,7 @@ def engine_(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     context = Context.of(_engine(database_url), settings, name="haechi-engine", **({"member": name} if name else {}))
     console.print(f"Haechi engine {context.member} running (Ctrl-C stops)")
+    _tune_interpreter()
     try:
         asyncio.run(run_roles(context, {ProcessRole.ENGINE}, PARTS))
     except LeadershipLost:
