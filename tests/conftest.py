@@ -87,6 +87,23 @@ def fresh_sqlite(template: Path, folder: Path) -> str:
     return f"sqlite:///{path}"
 
 
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, through Playwright: the page tests' browser (one per module)."""
+    if not os.path.exists(CHROMIUM):
+        service_unavailable("Chromium", f"{CHROMIUM} is not installed (Debian package chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        yield browser
+        browser.close()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     """The URL of an empty, migrated integrated DB — once on SQLite, once on PostgreSQL."""

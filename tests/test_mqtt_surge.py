@@ -151,3 +151,47 @@ def test_a_missing_sequence_number_shows_on_metrics(sqlite_engine, brokers):
             assert missing(client) is None
         finally:
             publisher.close()
+
+
+def test_the_room_shows_readings_lost_on_the_way_in(browser, brokers, tmp_path):
+    """A gauge numbers its readings and one never arrives: the situation room's badge says how many
+    readings are missing on how many streams, in Korean and English, and names the stream; once the
+    late reading comes, the badge goes."""
+    from conftest import LiveServer
+
+    from haechi.cities.load import load_city
+    from haechi.store import open_db, sensing
+
+    broker = brokers()
+    engine = open_db(f"sqlite:///{tmp_path / 'haechi.db'}")
+    load_city(engine, "seoul")
+    with engine.connect() as conn:
+        level = next(p["id"] for p in sensing.stream_profiles(conn) if p["name"] == "Hangang Bridge water level")
+    topic = observation_topic(level)
+    with LiveServer(create_app(engine, Settings(mqtt_url=broker.url, river_forecasts=False))) as server:
+        publisher = Publisher(f"room-gauge-{uuid.uuid4().hex[:8]}", broker.port)
+        try:
+            wait_until(lambda: stored(engine) == 1 or publisher.publish(
+                topic, observation(1, 2.0, parameters={"seq": 1})), "the first reading stored")
+            for seq in (2, 4):  # 3 never comes
+                publisher.publish(topic, observation(seq, 2.0 + seq / 100, parameters={"seq": seq}))
+            wait_until(lambda: stored(engine) == 3, "readings 2 and 4 stored")
+
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{server.url}/room")
+            page.wait_for_selector("#gaps", state="visible", timeout=15_000)
+            assert page.inner_text("#gaps") == "수신 누락 · Readings missing: 1 (1 개 스트림)"
+            assert page.get_attribute("#gaps", "title") == "Hangang Bridge water level: 1"
+            assert page.get_attribute("#gaps", "role") == "status"  # read out by screen readers
+            page.click("#lang-toggle")
+            assert page.inner_text("#gaps") == "Readings missing · 수신 누락: 1 (1 streams)"
+
+            publisher.publish(topic, observation(3, 2.03, parameters={"seq": 3}))  # late, not lost
+            wait_until(lambda: stored(engine) == 4, "reading 3 stored")
+            page.reload()
+            page.wait_for_function("document.querySelector('#gaps') && document.querySelector('#gaps').hidden",
+                                   timeout=15_000)
+            page.close()
+        finally:
+            publisher.close()
+    engine.dispose()

@@ -3,29 +3,10 @@ serious accessibility violations (axe-core)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
-import pytest
-from conftest import LiveServer, service_unavailable
+from conftest import LiveServer
 
 from haechi.api.app import create_app
 from haechi.core.settings import Settings
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        service_unavailable("Chromium", f"{CHROMIUM} is not installed (Debian package chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-        yield browser
-        browser.close()
 
 
 def _axe_serious(page) -> list[str]:

@@ -6,39 +6,24 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LiveServer, SseListener, service_unavailable
+from conftest import LiveServer, SseListener
 
 from haechi.api.app import create_app
 from haechi.cities.load import load_city
 from haechi.store import access, sensing
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # HAECHI_UPDATE_SCREENSHOTS=1 refreshes the README's pictures; otherwise they go to a temporary folder.
 SCREENSHOTS = (Path(__file__).resolve().parents[1] / "docs" / "screenshots"
                if os.environ.get("HAECHI_UPDATE_SCREENSHOTS")
                else Path(tempfile.gettempdir()) / "haechi-screenshots")
 SCENARIO_CSV = Path(__file__).resolve().parents[1] / "haechi" / "demo" / "scenarios" / "han-river-flood-2020.csv"
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        service_unavailable("Chromium", f"{CHROMIUM} is not installed (Debian package chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
