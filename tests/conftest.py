@@ -87,6 +87,23 @@ def fresh_sqlite(template: Path, folder: Path) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture
+def seoul_api(engine):
+    """The Seoul pack on both databases, served in-process (engine included): (client, tokens by role
+    for a device and an operator, engine)."""
+    from fastapi.testclient import TestClient
+
+    from haechi.api.app import create_app
+    from haechi.cities.load import load_city
+    from haechi.store import access
+
+    load_city(engine, "seoul")
+    with engine.begin() as conn:
+        tokens = {role: access.create_token(conn, f"{role}-1", role)[1] for role in ("device", "operator")}
+    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
+        yield client, tokens, engine
+
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 

@@ -12,26 +12,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, update
 
-from haechi.api.app import create_app
 from haechi.cities.load import load_city
-from haechi.store import access, areas, sensing
+from haechi.store import areas, sensing
 from haechi.store.schema import GEOGRAPHY_TABLES, locations, metadata, thing_locations, things
 
 HANGANG_BRIDGE = "1018683"  # flood advisory at 8.5 m, warning at 10.5 m (criteria/river_flood.csv)
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
-
-
-@pytest.fixture
-def city(engine):
-    load_city(engine, "seoul")
-    with engine.begin() as conn:
-        tokens = {role: access.create_token(conn, f"{role}-1", role)[1] for role in ("device", "operator")}
-    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
-        yield client, tokens, engine
 
 
 def test_every_table_that_decides_an_area_counts_its_changes(engine):
@@ -51,8 +40,8 @@ def test_every_table_that_decides_an_area_counts_its_changes(engine):
             assert areas.geography_version(conn) > before, f"a change to {name} went uncounted"
 
 
-def test_a_shelter_saved_over_the_api_is_counted_by_the_warnings_next_alert(city):
-    client, tokens, engine = city
+def test_a_shelter_saved_over_the_api_is_counted_by_the_warnings_next_alert(seoul_api):
+    client, tokens, engine = seoul_api
     gauge = _gauge(client)
     with engine.connect() as conn:
         level = next(p["id"] for p in sensing.stream_profiles(conn) if p["name"] == "Hangang Bridge water level")

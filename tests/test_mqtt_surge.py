@@ -124,6 +124,21 @@ def test_sequence_numbers_tell_lost_late_redelivered_and_restarted():
     assert gaps.missing == {1: 4}
 
 
+def publish_with_a_gap(engine, publisher: Publisher, topic: str) -> None:
+    """Numbered readings 1, 2 and 4 on ``topic``, once the server stores what arrives: 3 never comes."""
+    # until the server's subscription stands, the first reading is published again
+    wait_until(lambda: stored(engine) == 1 or publisher.publish(
+        topic, observation(1, 2.0, parameters={"seq": 1})), "the first reading stored")
+    for seq in (2, 4):
+        publisher.publish(topic, observation(seq, 2.0 + seq / 100, parameters={"seq": seq}))
+    wait_until(lambda: stored(engine) == 3, "readings 2 and 4 stored")
+
+
+def publish_the_late_one(engine, publisher: Publisher, topic: str) -> None:
+    publisher.publish(topic, observation(3, 2.03, parameters={"seq": 3}))  # late, not lost
+    wait_until(lambda: stored(engine) == 4, "reading 3 stored")
+
+
 def test_a_missing_sequence_number_shows_on_metrics(sqlite_engine, brokers):
     broker = brokers()
     [stream] = make_streams(sqlite_engine, 1)
@@ -138,16 +153,10 @@ def test_a_missing_sequence_number_shows_on_metrics(sqlite_engine, brokers):
     with TestClient(app) as client:
         publisher = Publisher(f"metrics-device-{uuid.uuid4().hex[:8]}", broker.port)
         try:
-            # until the server's subscription stands, the first reading is published again
-            wait_until(lambda: stored(sqlite_engine) == 1 or publisher.publish(
-                topic, observation(1, 2.0, parameters={"seq": 1})), "the first reading stored")
-            for seq in (2, 4):  # 3 never comes
-                publisher.publish(topic, observation(seq, 2.0 + seq / 100, parameters={"seq": seq}))
-            wait_until(lambda: stored(sqlite_engine) == 3, "readings 2 and 4 stored")
+            publish_with_a_gap(sqlite_engine, publisher, topic)
             assert missing(client) == "1.0"
             assert re.search(r"^haechi_mqtt_streams_with_gaps 1\.0$", client.get("/metrics").text, re.MULTILINE)
-            publisher.publish(topic, observation(3, 2.03, parameters={"seq": 3}))  # late, not lost
-            wait_until(lambda: stored(sqlite_engine) == 4, "reading 3 stored")
+            publish_the_late_one(sqlite_engine, publisher, topic)
             assert missing(client) is None
         finally:
             publisher.close()
@@ -171,11 +180,7 @@ def test_the_room_shows_readings_lost_on_the_way_in(browser, brokers, tmp_path):
     with LiveServer(create_app(engine, Settings(mqtt_url=broker.url, river_forecasts=False))) as server:
         publisher = Publisher(f"room-gauge-{uuid.uuid4().hex[:8]}", broker.port)
         try:
-            wait_until(lambda: stored(engine) == 1 or publisher.publish(
-                topic, observation(1, 2.0, parameters={"seq": 1})), "the first reading stored")
-            for seq in (2, 4):  # 3 never comes
-                publisher.publish(topic, observation(seq, 2.0 + seq / 100, parameters={"seq": seq}))
-            wait_until(lambda: stored(engine) == 3, "readings 2 and 4 stored")
+            publish_with_a_gap(engine, publisher, topic)
 
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{server.url}/room")
@@ -186,8 +191,7 @@ def test_the_room_shows_readings_lost_on_the_way_in(browser, brokers, tmp_path):
             page.click("#lang-toggle")
             assert page.inner_text("#gaps") == "Readings missing · 수신 누락: 1 (1 streams)"
 
-            publisher.publish(topic, observation(3, 2.03, parameters={"seq": 3}))  # late, not lost
-            wait_until(lambda: stored(engine) == 4, "reading 3 stored")
+            publish_the_late_one(engine, publisher, topic)
             page.reload()
             page.wait_for_function("document.querySelector('#gaps') && document.querySelector('#gaps').hidden",
                                    timeout=15_000)

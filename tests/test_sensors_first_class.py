@@ -19,9 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from haechi.alerts.cap import from_xml, validate
-from haechi.api.app import create_app
-from haechi.cities.load import load_city
-from haechi.store import access, deadletters
+from haechi.store import deadletters
 
 STA = "/sta/v1.1"
 JONGNO = "11110"
@@ -29,15 +27,6 @@ JONGNO_OFFICE = (126.9793, 37.5735)  # 종로구청
 SUWON = (127.0286, 37.2636)  # Gyeonggi-do, outside every district of the Seoul pack
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=4)
 PM10 = [155.0, 160.0, 170.0]  # hourly means over the 150 µg/m³ advisory level for 2 hours
-
-
-@pytest.fixture
-def city(engine):
-    load_city(engine, "seoul")
-    with engine.begin() as conn:
-        tokens = {role: access.create_token(conn, f"{role}-1", role)[1] for role in ("device", "operator")}
-    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
-        yield client, tokens, engine
 
 
 def auth(tokens: dict[str, str], role: str = "device") -> dict[str, str]:
@@ -113,8 +102,8 @@ def assert_jongno_advisory(client: TestClient, warning: dict[str, Any]) -> None:
     assert "종로구" in cap.infos[0].areas[0].area_desc
 
 
-def test_a_thing_created_over_sensorthings_in_jongno_issues_jongnos_advisory(city):
-    client, tokens, _ = city
+def test_a_thing_created_over_sensorthings_in_jongno_issues_jongnos_advisory(seoul_api):
+    client, tokens, _ = seoul_api
     stream = create_sta_sensor(client, tokens, "Jongno rooftop", JONGNO_OFFICE)
     got = client.get(f"{STA}/Datastreams({stream})").json()
     assert got["properties"]["dong_code"].startswith(JONGNO)  # its dong, from point in polygon
@@ -122,8 +111,8 @@ def test_a_thing_created_over_sensorthings_in_jongno_issues_jongnos_advisory(cit
     assert_jongno_advisory(client, warning_in(client, f"district:{JONGNO}"))
 
 
-def test_a_location_linked_later_places_the_thing_before_it_warns(city):
-    client, tokens, _ = city
+def test_a_location_linked_later_places_the_thing_before_it_warns(seoul_api):
+    client, tokens, _ = seoul_api
     stream = create_sta_sensor(client, tokens, "Jongno mast", None)
     thing = client.get(f"{STA}/Datastreams({stream})/Thing").json()["@iot.id"]
     answer = client.post(f"{STA}/Things({thing})/Locations", headers=auth(tokens), json={
@@ -134,8 +123,8 @@ def test_a_location_linked_later_places_the_thing_before_it_warns(city):
     assert_jongno_advisory(client, warning_in(client, f"district:{JONGNO}"))
 
 
-def test_an_air_station_saved_over_the_places_api_gets_its_datastreams_and_warns(city):
-    client, tokens, _ = city
+def test_an_air_station_saved_over_the_places_api_gets_its_datastreams_and_warns(seoul_api):
+    client, tokens, _ = seoul_api
     answer = client.post("/api/v1/places", headers=auth(tokens, "operator"), json={"places": [{
         "kind": "air_station", "ref": "client-jongno-1", "name_ko": "종로 시민 측정소",
         "name_en": "Jongno citizens' station", "lon": JONGNO_OFFICE[0], "lat": JONGNO_OFFICE[1]}]})
@@ -152,8 +141,8 @@ def test_an_air_station_saved_over_the_places_api_gets_its_datastreams_and_warns
 
 
 @pytest.mark.parametrize(("where", "reason"), [(None, "no_location"), (SUWON, "outside_areas")])
-def test_a_warning_no_district_holds_is_kept_shown_and_dead_lettered(city, where, reason):
-    client, tokens, engine = city
+def test_a_warning_no_district_holds_is_kept_shown_and_dead_lettered(seoul_api, where, reason):
+    client, tokens, engine = seoul_api
     stream = create_sta_sensor(client, tokens, "Wandering sensor", where)
     report_over_http(client, tokens, stream)  # SensorThings wants a FeatureOfInterest where no Location is
     warning = warning_in(client, f"stream:{stream}")
@@ -177,8 +166,8 @@ def test_a_warning_no_district_holds_is_kept_shown_and_dead_lettered(city, where
     assert mine["identifier"] not in client.get("/alerts/aggregators.atom").text
 
 
-def test_an_air_station_imported_from_a_register_warns_as_a_pack_station(city):
-    client, tokens, _ = city
+def test_an_air_station_imported_from_a_register_warns_as_a_pack_station(seoul_api):
+    client, tokens, _ = seoul_api
     mapping = ('target = "places"\nkind = "air_station"\n'
                '[columns]\nref = "번호"\nname_ko = "측정소명"\nlon = "경도"\nlat = "위도"\n')
     register = f"번호,측정소명,경도,위도\nREG-1,종로 등록 측정소,{JONGNO_OFFICE[0]},{JONGNO_OFFICE[1]}\n".encode()
