@@ -68,6 +68,7 @@ def serve(db: Path, port: int, times: Path, gc_threshold: int | None) -> None:
 
     from haechi.api.app import create_app
     from haechi.bus.memory import InProcessBus
+    from haechi.cli import tune_interpreter
     from haechi.store import open_db
 
     class TimedBus(InProcessBus):
@@ -77,6 +78,7 @@ def serve(db: Path, port: int, times: Path, gc_threshold: int | None) -> None:
                     out.write(f"{time.perf_counter()}\n")
             await super().publish(event)
 
+    tune_interpreter()  # as `haechi serve` runs: its GC thresholds and GIL switch interval
     if gc_threshold:
         gc.set_threshold(gc_threshold, 50, 100)
     app = create_app(open_db(f"sqlite:///{db}"), bus=TimedBus())

@@ -329,7 +329,7 @@ GC_THRESHOLDS = (100_000, 50, 100)
 SWITCH_INTERVAL_S = 0.0005
 
 
-def _tune_interpreter() -> None:
+def tune_interpreter() -> None:
     """What a long-running Haechi process sets before it starts: see the two constants above."""
     gc.set_threshold(*GC_THRESHOLDS)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -365,7 +365,7 @@ def serve(
         load_with_progress(engine, load_city)
     host, port = host or settings.host, port or settings.port
     console.print(f"Haechi on [bold]http://{host}:{port}/[/bold] — API docs http://{host}:{port}/docs (Ctrl-C stops)")
-    _tune_interpreter()
+    tune_interpreter()
     from haechi.api.serving import NO_DELAY_HTTP, UVICORN_OPTIONS
 
     if workers == 1:
@@ -382,7 +382,7 @@ def served_app():
     from haechi.store.db import make_engine
 
     settings = get_settings()
-    _tune_interpreter()
+    tune_interpreter()
     return create_app(make_engine(settings.database_url), settings)  # migrated by `serve` before it forked
 
 
@@ -406,7 +406,7 @@ def worker(
     if not url:
         raise _fail(HaechiError("a worker needs the NATS URL: --bus-url or HAECHI_BUS_URL"))
     prefix = settings.bus_prefix  # this installation's queue and event stream, as its API and engines use
-    _tune_interpreter()
+    tune_interpreter()
     try:
         run(database_url or settings.database_url, url, batch=batch, stream=IngestStream.of(prefix),
             events=EventStream.of(prefix))
@@ -449,7 +449,7 @@ def engine_(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     context = Context.of(_engine(database_url), settings, name="haechi-engine", **({"member": name} if name else {}))
     console.print(f"Haechi engine {context.member} running (Ctrl-C stops)")
-    _tune_interpreter()
+    tune_interpreter()
     try:
         asyncio.run(run_roles(context, {ProcessRole.ENGINE}, PARTS))
     except LeadershipLost:
