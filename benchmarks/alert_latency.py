@@ -20,7 +20,8 @@ t+10 … t+70 min, which lifts it (a Cancel alert, awaited but not timed); the n
 t+80 min. Phenomenon times start 30 days ago (QC's clock check) and never move faster than the
 0.5 m/min spike limit. One warm-up cycle is not counted.
 
-    .venv/bin/python benchmarks/alert_latency.py [--cycles 50] [--background 5000] [--cluster [--workers 1]]
+    .venv/bin/python benchmarks/alert_latency.py [--cycles 50] [--background 5000] [--publishers 2]
+        [--over mqtt|mqtt-light|http] [--cluster [--workers 1]]
 
 PostgreSQL from HAECHI_BENCH_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test),
 NATS from HAECHI_BENCH_NATS_URL (default nats://127.0.0.1:4222).
