@@ -8,12 +8,12 @@ gauge's flood zone is counted by the warning's next alert.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, update
+from test_sensors_first_class import eventually
 
 from haechi.cities.load import load_city
 from haechi.store import areas, sensing
@@ -75,11 +75,5 @@ def _save_shelter(client: TestClient, tokens, gauge: dict[str, Any]) -> None:
 
 def _alert(client: TestClient, msg_type: str, wait_s: float = 20) -> dict[str, Any]:
     """The river-flood alert of this type, once the engine has recorded it."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        found = [a for a in client.get("/api/v1/alerts", params={"hazard": "river_flood"}).json()
-                 if a["msg_type"] == msg_type]
-        if found:
-            return found[0]
-        assert time.monotonic() < deadline, f"no {msg_type} alert was recorded"
-        time.sleep(0.1)
+    return eventually(lambda: next((a for a in client.get("/api/v1/alerts", params={"hazard": "river_flood"}).json()
+                                    if a["msg_type"] == msg_type), None), wait_s)

@@ -23,7 +23,7 @@ from paho.mqtt.properties import Properties
 log = logging.getLogger(__name__)
 
 CHECKED_RELEASE = "2.2.0"  # the paho-mqtt whose Properties and _packet.decode_publish this matches
-_NONE = 0  # a property length of zero (one Variable Byte Integer byte)
+NO_PROPERTIES = b"\x00"  # a property length of zero (one Variable Byte Integer byte)
 
 
 class PublishProperties(Properties):
@@ -40,7 +40,7 @@ class PublishProperties(Properties):
             object.__setattr__(self, name, getattr(self._tables, name))
 
     def unpack(self, buffer: bytes) -> tuple[Properties, int]:
-        if self.packetType == PacketTypes.PUBLISH and buffer[:1] == bytes([_NONE]):
+        if self.packetType == PacketTypes.PUBLISH and buffer[:1] == NO_PROPERTIES:
             return self, 1  # nothing set on a new object: nothing to clear, nothing to read
         return super().unpack(buffer)
 
