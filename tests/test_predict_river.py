@@ -209,7 +209,7 @@ def test_forecasts_run_by_themselves_on_gauge_readings_and_warn_at_the_time_they
         await asyncio.to_thread(pipeline.warm)
         warnings, forecaster = WarningService(engine, bus), RiverForecaster(engine, bus)
         await warnings.start()
-        forecaster.start()
+        await forecaster.start()  # forecasts from 09:40, the newest stored reading, no warning yet
         for row in rows[-6:]:
             at = datetime.fromisoformat(row["time_kst"]).replace(tzinfo=KST)
             await pipeline.ingest([Reading(ids[k], at, float(row[c])) for k, c in columns.items() if row[c]], "test")

@@ -9,16 +9,21 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from test_predict_river import feed, provision, scenario
+from test_sensors_first_class import eventually
 
+from haechi.api.app import create_app
 from haechi.bus.memory import InProcessBus
 from haechi.core.clock import KST
 from haechi.core.coalesce import Coalescer
+from haechi.core.settings import Settings
 from haechi.ingest.pipeline import Pipeline
 from haechi.model.reading import Reading
 from haechi.predict import live
 from haechi.predict.auto import RiverForecaster, trigger_interval
+from haechi.store import access
 from haechi.store import warnings as warning_store
 from haechi.store.schema import observations
 from haechi.warnings.service import WarningService
@@ -105,18 +110,20 @@ def test_while_the_model_is_busy_readings_are_stored_and_its_next_run_takes_the_
         pipeline = Pipeline(engine, bus=bus)
         await asyncio.to_thread(pipeline.warm)
         forecaster = RiverForecaster(engine, bus, interval=timedelta(minutes=5), linger=0)
-        forecaster.start()
+        await forecaster.start()
+        await asyncio.wait_for(forecaster.settled(), PATIENCE)  # its catch-up from 10:20, stored before it started
         async with forecaster.lock:  # the model is busy
             for row in rows[-3:]:  # 10:30, 10:40, 10:50
                 await asyncio.wait_for(pipeline.ingest(_readings(ids, row), "test"), PATIENCE)
-            assert forecaster.runs == 0
+            assert forecaster.runs == 1  # the catch-up alone
         await asyncio.wait_for(forecaster.settled(), PATIENCE)
         await forecaster.stop()
         return forecaster
 
     forecaster = asyncio.run(run())
-    assert forecaster.runs == 2
-    assert _issue_times(engine) == {datetime(2020, 8, 6, 10, 30, tzinfo=KST), datetime(2020, 8, 6, 10, 50, tzinfo=KST)}
+    assert forecaster.runs == 3
+    assert _issue_times(engine) == {datetime(2020, 8, 6, 10, 20, tzinfo=KST), datetime(2020, 8, 6, 10, 30, tzinfo=KST),
+                                    datetime(2020, 8, 6, 10, 50, tzinfo=KST)}
 
 
 def test_a_babbling_gauge_delays_no_other_streams_reading_nor_its_warning(engine):
@@ -136,7 +143,8 @@ def test_a_babbling_gauge_delays_no_other_streams_reading_nor_its_warning(engine
         await asyncio.to_thread(pipeline.warm)
         warnings, forecaster = WarningService(engine, bus), RiverForecaster(engine, bus)
         await warnings.start()
-        forecaster.start()
+        await forecaster.start()
+        await asyncio.wait_for(forecaster.settled(), PATIENCE)  # its catch-up from Hangang's 10:20
         async with forecaster.lock:  # the model is busy for as long as the babble lasts
             for n in range(200):
                 babble = Reading(babbler, start + timedelta(seconds=n / 4), 3.0 + (n % 7) / 100)
@@ -145,7 +153,7 @@ def test_a_babbling_gauge_delays_no_other_streams_reading_nor_its_warning(engine
             await asyncio.wait_for(pipeline.ingest([flood], "test"), PATIENCE)
             with engine.connect() as conn:
                 warned = warning_store.list_warnings(conn)
-            assert forecaster.runs == 0  # all of the above happened before any forecast
+            assert forecaster.runs == 1  # the catch-up: all of the above happened before any other forecast
         await asyncio.wait_for(forecaster.settled(), PATIENCE)
         await forecaster.stop()
         warnings.stop()
@@ -156,5 +164,36 @@ def test_a_babbling_gauge_delays_no_other_streams_reading_nor_its_warning(engine
         assert conn.execute(select(func.count()).where(observations.c.datastream_id == babbler)).scalar() == 200
     assert [(w["area_key"], w["level"], w["criterion"]["property"]) for w in warned] == [
         ("gauge:1018683", "advisory", "water_level")]
-    # one run for the babbler's first reading, one for Hangang; the babble's latest waits its interval
-    assert forecaster.runs == 2 and forecaster.pending.pending == 1
+    # the catch-up, one run for the babbler's first reading, one for Hangang; the babble's latest waits
+    assert forecaster.runs == 3 and forecaster.pending.pending == 1
+
+
+# ── nothing noted is lost when the forecaster stops ──────────────────────────────────────
+
+
+def test_readings_stored_while_no_forecaster_ran_are_forecast_when_one_starts(engine):
+    """The engine was down (a crash, a failover) while an API replica stored Hangang's readings over
+    HTTP: their events were taken by no forecaster. The engine that starts next forecasts from the
+    newest of them (once: from none before it), for staff to read and the warnings engine to judge."""
+    rows = _hangang("2020-08-06 06:00", "2020-08-06 10:30")
+    with engine.begin() as conn:
+        ids = provision(conn)
+        feed(conn, ids, rows[:-4])
+        _, device = access.create_token(conn, "gauge gateway", "device")
+        _, operator = access.create_token(conn, "duty officer", "operator")
+    readings = [{"datastream_id": r.datastream_id, "phenomenon_time": r.phenomenon_time.isoformat(),
+                 "result": r.result} for row in rows[-4:] for r in _readings(ids, row)]
+    with TestClient(create_app(engine, Settings(river_forecasts=False))) as api_only:
+        stored = api_only.post("/api/v1/observations", json=readings, headers={"Authorization": f"Bearer {device}"})
+        assert stored.status_code == 200 and stored.json()["stored"] == len(readings)
+    assert _issue_times(engine) == set()
+
+    newest = datetime(2020, 8, 6, 10, 30, tzinfo=KST)
+    with TestClient(create_app(engine, Settings())) as engine_back:
+        forecasts = eventually(lambda: [f for f in engine_back.get(
+            "/api/v1/predictions", headers={"Authorization": f"Bearer {operator}"}).json()
+            if datetime.fromisoformat(f["issued_at"]) == newest] or None, PATIENCE)
+    assert sorted(f["property"] for f in forecasts) == [
+        "forecast_water_level_1h", "forecast_water_level_2h", "forecast_water_level_3h"]
+    assert all(f["forecast_of"] == ids["level"] for f in forecasts)
+    assert _issue_times(engine) == {newest}  # one run, from the newest reading, none from those before

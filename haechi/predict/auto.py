@@ -9,6 +9,8 @@ Its forecasts are announced like readings, so the forecast criteria raise "Likel
 before the observed ones. A run is issued at the time of the reading it forecasts from: a replay
 stamps its forecasts and their warnings in the scenario's time, and a live system within the
 ingest delay of the wall clock. Forecasts themselves (source ``predict…``) never start a run.
+Noted readings live in memory: a forecaster that starts (after a crash, on the engine that takes
+over, after an import) first forecasts each gauge whose newest reading no forecast was made from.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,8 +65,14 @@ class RiverForecaster:
         self._idle.set()
         self._task: asyncio.Task | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Listen for readings, then catch up: the gauges' readings stored while no forecaster ran (a
+        crash or a failover of the engine, an import) had their events taken without a run."""
         self._unsubscribe = self.bus.subscribe(OBSERVATION_STORED, self.on_stored)
+        behind = await anyio.to_thread.run_sync(live.unforecast_gauges, self.db)
+        if behind:
+            log.info("forecasting %d gauges from readings no forecast was made from", len(behind))
+        self._offer(behind.items())
         self._task = asyncio.create_task(self._work(), name="river-forecaster")
 
     async def stop(self, grace: float = 30.0) -> None:
@@ -88,12 +96,15 @@ class RiverForecaster:
             return
         readings = event.data["observations"]
         gauges = await self._gauge_streams(max((o["datastream_id"] for o in readings), default=-1))
+        self._offer((o["datastream_id"], datetime.fromisoformat(o["phenomenon_time"]))
+                    for o in readings if o["datastream_id"] in gauges and o["quality"] == "good")
+
+    def _offer(self, readings: Iterable[tuple[int, datetime]]) -> None:
         now = asyncio.get_running_loop().time()
         offered = False
-        for o in readings:
-            if o["datastream_id"] in gauges and o["quality"] == "good":
-                self.pending.offer(o["datastream_id"], datetime.fromisoformat(o["phenomenon_time"]), now)
-                offered = True
+        for stream, time in readings:
+            self.pending.offer(stream, time, now)
+            offered = True
         if offered:
             self._idle.clear()
             self._wake.set()

@@ -19,7 +19,7 @@ from haechi.core.errors import InvalidInput
 from haechi.store.schema import datastreams, observations, observed_properties, places, things
 
 from . import crowd, flood, heat, river
-from .publish import forecast_stream, store_forecasts
+from .publish import forecast_properties, forecast_stream, store_forecasts
 
 RIVER_MODEL = "river-arx"
 CROWD_MODEL = "crowd-trend"
@@ -102,6 +102,31 @@ def forecast_rivers(engine: Engine, *, issued_at: datetime | None = None,
                 stored += store_forecasts(conn, target, [(end + timedelta(hours=hours), value)], issued_at,
                                           RIVER_MODEL)
     return stored
+
+
+def unforecast_gauges(engine: Engine) -> dict[int, datetime]:
+    """Modelled gauges whose newest good reading no river forecast was made from: water-level
+    datastream id → that reading's time. A forecast made from a reading is issued at its time, so a
+    gauge is behind when its newest reading is later than its forecasts' newest issue."""
+    codes = [c for c, p in forecast_properties().items() if p["forecast_of"] == "water_level"]
+    o, ds, op = observations.c, datastreams.c, observed_properties.c
+    behind: dict[int, datetime] = {}
+    with engine.connect() as conn:
+        streams = station_streams(conn, ("river_gauge",), ("water_level",))
+        for gauge in river.GAUGES:
+            level_id = streams.get(("river_gauge", gauge, "water_level"))
+            newest = None if level_id is None else conn.execute(
+                select(func.max(o.phenomenon_time)).where(*_good(level_id))).scalar()
+            if newest is None:
+                continue
+            thing = select(ds.thing_id).where(ds.id == level_id).scalar_subquery()
+            issued = conn.execute(
+                select(func.max(o.result_time)).join(datastreams, ds.id == o.datastream_id)
+                .join(observed_properties, op.id == ds.observed_property_id)
+                .where(ds.thing_id == thing, op.code.in_(codes))).scalar()
+            if issued is None or as_utc(issued) < as_utc(newest):
+                behind[level_id] = as_utc(newest)
+    return behind
 
 
 def _nearest_before(conn: Connection, stream_id: int, times: list[datetime]) -> dict[datetime, float]:
