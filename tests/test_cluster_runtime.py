@@ -12,7 +12,8 @@ from sqlalchemy import text
 
 from haechi.core.settings import Settings
 from haechi.runtime import Context, Job, LeadershipLost, Part, Role, Runtime, Service
-from haechi.runtime.leader import Always, PostgresLeadership, elect
+from haechi.runtime.leader import RETRY_S, Always, PostgresLeadership, elect
+from haechi.runtime.one_at_a_time import OneAtATime
 from haechi.runtime.part import ALL, ENGINE, LIVE
 from haechi.store import cluster, open_db
 
@@ -207,3 +208,40 @@ def test_every_process_is_in_the_cluster_table_while_it_runs_heartbeating_and_le
 
     asyncio.run(scenario())
     assert members() == []
+
+
+@pytest.mark.postgres
+def test_a_service_one_replica_runs_is_taken_over_by_the_standby_when_the_runners_lock_session_ends():
+    """The MQTT ingest's runner (``one_at_a_time``): two replicas, one runs the service, the other
+    stands by; the server ends the runner's lock session (a database restart does): it stops the
+    service at once, the standby starts it, and the first, now a standby, does not take it back."""
+    log: list[str] = []
+
+    async def scenario(url: str) -> None:
+        engine = open_db(url)
+        def replica(name: str) -> OneAtATime:
+            lock = cluster.AdvisoryLock(engine, f"haechi-test {name}", key=cluster.MQTT_INGEST_LOCK_KEY)
+            return OneAtATime(lambda: Recorder(name, log), lock, "the test service", name)
+
+        replicas = {name: replica(name) for name in ("a", "b")}
+        try:
+            await replicas["a"].start()
+            await wait_until(lambda: replicas["a"].running is not None)
+            await replicas["b"].start()
+            await asyncio.sleep(2 * RETRY_S)  # the standby tries the lock, twice
+            assert replicas["b"].running is None and log == ["start a"]
+            with engine.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE application_name = 'haechi-test a'"))
+            await wait_until(lambda: replicas["b"].running is not None)
+            assert replicas["a"].running is None and log == ["start a", "stop a", "start b"]
+            await asyncio.sleep(2 * RETRY_S)
+            assert (replicas["a"].takeovers, replicas["b"].takeovers) == (1, 1)  # a stands by now
+        finally:
+            for replica in replicas.values():
+                await replica.stop()
+            engine.dispose()
+        assert log == ["start a", "stop a", "start b", "stop b"]
+
+    with fresh_postgres() as url:
+        asyncio.run(scenario(url))

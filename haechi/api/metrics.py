@@ -135,7 +135,9 @@ class ClusterCollector(Collector):
 class MqttCollector(Collector):
     """The MQTT ingest of this process (issue 17): what came, what was stored and acked, and the
     readings missing per datastream (sequence numbers or expected cadence; ``haechi/ingest/gaps.py``).
-    Only streams with a gap get a series, so 100,000 healthy streams cost nothing here."""
+    Only streams with a gap get a series, so 100,000 healthy streams cost nothing here. Among API
+    replicas one reads MQTT and the others stand by (``runtime/one_at_a_time.py``):
+    ``haechi_mqtt_reading`` says which, and only the reader has the counts."""
 
     COUNTS = (("messages", "MQTT messages taken from the broker."),
               ("acked", "QoS-1 messages acknowledged, each after its readings were stored or queued."),
@@ -148,7 +150,14 @@ class MqttCollector(Collector):
         self.runtime = runtime
 
     def collect(self) -> Iterator[Metric]:
-        ingest = self.runtime.context.objects.get("mqtt")
+        configured = self.runtime.context.objects.get("mqtt")
+        if configured is None:
+            return
+        ingest = getattr(configured, "running", configured)  # None while this replica stands by
+        reading = GaugeMetricFamily("haechi_mqtt_reading", "1 where this process reads MQTT, 0 while it stands by "
+                                    "for another replica that does.")
+        reading.add_metric([], float(ingest is not None))
+        yield reading
         if ingest is None:
             return
         for name, help_text in self.COUNTS:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .leader import Leadership, LeadershipLost, elect
-from .part import Context, Job, Part, Role, Service, load
+from .part import Context, Job, Part, Role, Service, call, load
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class Runtime:
             objects[service.name] = None
             return
         objects[service.name] = built
-        await _call(built.start)
+        await call(built.start)
         self._started.append((service, built))
         log.debug("started %s", service.name)
 
@@ -192,7 +192,7 @@ class Runtime:
         for service, built in reversed([(s, b) for s, b in self._started if chosen(s)]):
             self._started.remove((service, built))
             try:
-                await _call(built.stop)
+                await call(built.stop)
             except Exception as exc:
                 log.exception("stopping %s failed", service.name)
                 failure = failure or exc
@@ -228,11 +228,6 @@ async def every(job: Job, context: Context) -> None:
             log.exception("scheduled job %s failed; it runs again in %g s", job.name, period)
 
 
-async def _call(fn: Callable[[], Any]) -> Any:
-    result = fn()
-    return await result if inspect.isawaitable(result) else result
-
-
 class Hooks:
     """A service made of two functions, for work that has no object of its own.
 
@@ -244,14 +239,14 @@ class Hooks:
         self._start, self._stop, self._undo = start, stop, None
 
     async def start(self) -> None:
-        undo = await _call(self._start)
+        undo = await call(self._start)
         self._undo = undo if callable(undo) else None
 
     async def stop(self) -> None:
         if self._undo is not None:
-            await _call(self._undo)
+            await call(self._undo)
         if self._stop is not None:
-            await _call(self._stop)
+            await call(self._stop)
 
 
 async def run_roles(context: Context, roles: Iterable[Role | str], parts: Sequence[Part],

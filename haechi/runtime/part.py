@@ -10,6 +10,7 @@ a process loads only what its roles need, and an engine never loads the HTTP sta
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import socket
 from collections.abc import Callable
@@ -151,3 +152,9 @@ def load(ref: str) -> Any:
     """The object a ``"package.module:attribute"`` reference names."""
     module, _, attribute = ref.partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+async def call(fn: Callable[[], Any]) -> Any:
+    """A service's ``start`` or ``stop``, plain or async."""
+    result = fn()
+    return await result if inspect.isawaitable(result) else result

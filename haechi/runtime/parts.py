@@ -110,7 +110,17 @@ def _mqtt_ingest(c: Context):
         profile = c.pipeline.profiles.get(stream_id)
         return profile.limits.interval_s if profile is not None and profile.limits is not None else None
 
-    return MqttIngest(c.settings.mqtt_url, c.sink, interval_of=interval_of)
+    def ingest() -> MqttIngest:
+        return MqttIngest(c.settings.mqtt_url, c.sink, interval_of=interval_of)
+
+    if c.settings.bus_url and c.engine.dialect.name == "postgresql":  # replicas: one reads, the others stand by
+        from haechi.store.cluster import MQTT_INGEST_LOCK_KEY, AdvisoryLock
+
+        from .one_at_a_time import OneAtATime
+
+        lock = AdvisoryLock(c.engine, f"haechi-mqtt {c.member}", key=MQTT_INGEST_LOCK_KEY)
+        return OneAtATime(ingest, lock, "MQTT ingest", c.member)
+    return ingest()
 
 
 def _queue_worker(c: Context):

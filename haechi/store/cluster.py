@@ -24,6 +24,8 @@ from .sql import row_dict, upsert
 #: The advisory lock the engines compete for: "HAECHI" and issue 15 in hex. Advisory locks are
 #: per database, so each installation (each integrated DB) elects its own engine.
 LOCK_KEY = 0x4841_4543_4849_0015
+#: The lock of the one API replica that reads MQTT (one broker session, one client id): issue 17.
+MQTT_INGEST_LOCK_KEY = 0x4841_4543_4849_0017
 #: The server side of the lock's connection: a holder whose machine died (no FIN ever comes) is
 #: given up after 2 s of silence and 3 unanswered probes 1 s apart, ~5 s, and the lock is free.
 SERVER_KEEPALIVE = ("-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=3"
