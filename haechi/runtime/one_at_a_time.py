@@ -40,7 +40,7 @@ class OneAtATime:
     def __init__(self, build: Callable[[], Any], lock: AdvisoryLock, what: str, member: str) -> None:
         self.build, self.lock, self.what, self.member = build, lock, what, member
         self.running: Any = None
-        self.takeovers = 0  # times this process took the service on, for metrics and tests
+        self.takeovers = 0  # times this process took the service on (tests read it)
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -69,8 +69,15 @@ class OneAtATime:
             standing_by = False
             self.takeovers += 1
             log.info("%s runs here, on %s (it holds the lock)", self.what, self.member)
-            self.running = self.build()
-            await call(self.running.start)
+            try:
+                service = self.build()
+                await call(service.start)
+            except Exception:  # give the lock up rather than hold it with nothing running
+                log.exception("%s could not start here; giving its lock up", self.what)
+                await self.lock.close()
+                await asyncio.sleep(RETRY_S)
+                continue
+            self.running = service
             why = await self._until_lost()
             log.warning("%s stops here: %s; a standby takes it over", self.what, why)
             await self._stop_running()
