@@ -54,11 +54,10 @@ from pathlib import Path
 import httpx
 import orjson
 import paho.mqtt.client as mqtt
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import free_port, fresh_db, make_streams, observation, start_server
+from benchmarks.common import free_port, fresh_db, make_streams, observation, postgres_database, start_server
 from benchmarks.ingest_mqtt import BROKER, messages_for, start_broker, stored
 from haechi.bus.nats import EventStream, connect_nats
 from haechi.cities.load import load_city
@@ -70,7 +69,6 @@ from haechi.store.schema import alerts
 from haechi.store.schema import observations as observations_table
 
 ROOT = Path(__file__).resolve().parents[1]
-POSTGRES_URL = os.environ.get("HAECHI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NATS_URL = os.environ.get("HAECHI_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 GAUGE = "Hangang Bridge water level"
 ISSUE_M, CALM_M = 8.6, 8.0  # advisory 8.5 m; lifted below 8.2 m held 1 h
@@ -164,12 +162,12 @@ class Process:
 @contextlib.contextmanager
 def cluster(folder: Path, extra: int, workers: int) -> Iterator[System]:
     """An API replica, an engine and ``workers`` workers over NATS and a PostgreSQL database of their own."""
-    admin_url = make_url(POSTGRES_URL)
-    name, prefix = f"haechi_latency_{uuid.uuid4().hex[:8]}", f"haechi_latency_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    prefix = f"haechi_latency_{uuid.uuid4().hex[:8]}"
+    with postgres_database("latency") as url:
+        yield from _cluster_on(url, prefix, extra, workers)
+
+
+def _cluster_on(url: str, prefix: str, extra: int, workers: int) -> Iterator[System]:
     engine = open_db(url)
     processes: list[Process] = []
     try:
@@ -195,9 +193,6 @@ def cluster(folder: Path, extra: int, workers: int) -> Iterator[System]:
             process.stop()
         engine.dispose()
         asyncio.run(_delete_streams(EventStream.of(prefix).name, IngestStream.of(prefix).name))
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _wait_ready(url: str, api: Process) -> None:

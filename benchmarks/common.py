@@ -1,25 +1,30 @@
-"""Shared set-up for benchmarks: a fresh embedded DB with many datastreams, and timing helpers."""
+"""Shared set-up for benchmarks: a fresh embedded DB with many datastreams, a PostgreSQL database of a
+run's own, and timing helpers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, create_engine, insert, text
+from sqlalchemy.engine import make_url
 
 from haechi.cities.provision import save_catalogue
 from haechi.store import open_db
 from haechi.store.schema import datastreams, sensors, things
 
 T0 = datetime(2024, 7, 1, tzinfo=UTC)
+POSTGRES_URL = os.environ.get("HAECHI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def fresh_db(folder: Path, name: str = "bench.db") -> Engine:
@@ -27,6 +32,25 @@ def fresh_db(folder: Path, name: str = "bench.db") -> Engine:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     return open_db(f"sqlite:///{path}")
+
+
+@contextlib.contextmanager
+def postgres_database(kind: str) -> Iterator[str]:
+    """The URL of a fresh, migrated PostgreSQL database of this run's own (advisory locks and
+    counts are per database), dropped afterwards."""
+    admin_url = make_url(POSTGRES_URL)
+    name = f"haechi_{kind}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = admin_url.set(database=name).render_as_string(hide_password=False)
+        open_db(url).dispose()
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def make_streams(engine: Engine, count: int, prop: str = "water_level") -> list[int]:

@@ -30,15 +30,11 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import postgres_database
 from haechi.bus.nats import EventStream, connect_nats
-from haechi.store import open_db
 
 ROOT = Path(__file__).resolve().parents[1]
-POSTGRES_URL = os.environ.get("HAECHI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NATS_URL = os.environ.get("HAECHI_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 WAIT_S = 120.0  # a process start on a busy machine; only ever waited on
 #: A kill comes at any moment of the standby's 1 s retry cycle, not just after a try: each round
@@ -112,20 +108,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    admin_url = make_url(POSTGRES_URL)
-    name, prefix = f"haechi_failover_{uuid.uuid4().hex[:8]}", f"haechi_failover_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    try:
-        open_db(url).dispose()
-        figures = rounds(args.rounds, url, prefix)
-    finally:
-        asyncio.run(_delete_stream(EventStream.of(prefix).name))
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    prefix = f"haechi_failover_{uuid.uuid4().hex[:8]}"
+    with postgres_database("failover") as url:
+        try:
+            figures = rounds(args.rounds, url, prefix)
+        finally:
+            asyncio.run(_delete_stream(EventStream.of(prefix).name))
     locked, running = [f[0] for f in figures], [f[1] for f in figures]
     print(f"failover after kill -9 of the active engine, {len(figures)} rounds: lock taken median "
           f"{statistics.median(locked):.2f} s (max {max(locked):.2f}), engine running median "

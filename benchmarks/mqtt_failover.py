@@ -34,12 +34,11 @@ from pathlib import Path
 
 import httpx
 import paho.mqtt.client as mqtt
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.alert_latency import NATS_URL, POSTGRES_URL, Process, _delete_streams
-from benchmarks.common import free_port, make_streams, observation
+from benchmarks.alert_latency import NATS_URL, Process, _delete_streams
+from benchmarks.common import free_port, make_streams, observation, postgres_database
 from benchmarks.ingest_mqtt import BROKER, start_broker
 from haechi.bus.nats import EventStream
 from haechi.ingest.mqtt import message_payload, observation_topic
@@ -165,13 +164,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=1000)
     args = parser.parse_args()
-    admin_url = make_url(POSTGRES_URL)
-    name, prefix = f"haechi_mqtt_failover_{uuid.uuid4().hex[:8]}", f"haechi_mqtt_failover_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    with tempfile.TemporaryDirectory() as folder:
+    prefix = f"haechi_mqtt_failover_{uuid.uuid4().hex[:8]}"
+    with postgres_database("mqtt_failover") as url, tempfile.TemporaryDirectory() as folder:
         broker = start_broker(Path(folder))
         try:
             result = rounds(args.rounds, args.rate, url, prefix)
@@ -179,9 +173,6 @@ def main() -> None:
             broker.terminate()
             broker.wait()
             asyncio.run(_delete_streams(EventStream.of(prefix).name, IngestStream.of(prefix).name))
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
     print(json.dumps(result, indent=2))
 
 
