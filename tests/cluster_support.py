@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import conftest
+import httpx
 from conftest import service_unavailable
 from sqlalchemy import create_engine
 
@@ -187,3 +188,11 @@ def until(check, timeout: float = PATIENCE_S, every_s: float = 0.2):
             return result
         time.sleep(every_s)
     raise AssertionError(f"not within {timeout:g} s: {check}")
+
+
+def ready(port: int) -> bool:
+    """Whether the `haechi serve` on ``port`` answers /readyz (not yet while it starts)."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -16,7 +16,7 @@ from typing import Any
 import conftest
 import httpx
 import pytest
-from cluster_support import PATIENCE_S, cluster_of_own, free_port, until
+from cluster_support import PATIENCE_S, cluster_of_own, free_port, ready, until
 from sqlalchemy import create_engine, insert, select, text, update
 from test_sensors_first_class import eventually
 
@@ -104,7 +104,7 @@ def test_a_shelter_saved_through_an_api_replica_is_counted_by_the_engine_in_anot
         cluster.run("serve", "--port", str(port))
         engine, worker = cluster.engine("engine-a"), cluster.run("worker")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            until(lambda: _ready(client))
+            until(lambda: ready(port))
             engine.wait_for("running engine:")
             worker.wait_for("worker consuming")
             _a_shelter_is_counted_by_the_next_alert(client, tokens, _level_stream(cluster.db), wait_s=PATIENCE_S)
@@ -125,13 +125,6 @@ def _a_shelter_is_counted_by_the_next_alert(client, tokens, level: int, wait_s: 
 def _level_stream(engine) -> int:
     with engine.connect() as conn:
         return next(p["id"] for p in sensing.stream_profiles(conn) if p["name"] == "Hangang Bridge water level")
-
-
-def _ready(client: httpx.Client) -> bool:
-    try:
-        return client.get("/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def _gauge(client) -> dict[str, Any]:

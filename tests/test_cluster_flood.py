@@ -38,6 +38,7 @@ from cluster_support import (
     free_port,
     fresh_postgres,
     nats_prefix,
+    ready,
     until,
 )
 from sqlalchemy import select
@@ -139,7 +140,7 @@ def run_flood(cluster: Cluster, receiver: Receiver, timeline: Timeline) -> None:
     engines = {n: cluster.run("engine", "--name", n, **LOCAL_WEBHOOKS) for n in ("engine-a", "engine-b")}
     workers = [cluster.run("worker") for _ in range(2)]
     for port in ports:
-        until(lambda port=port: _ready(port))
+        until(lambda port=port: ready(port))
     leader_name = until(lambda: next(iter(cluster.leaders()), None))
     leader = engines[leader_name]
     standby_name, standby = next((n, p) for n, p in engines.items() if n != leader_name)
@@ -210,13 +211,6 @@ def subscribe(port: int, token: str, url: str) -> None:
                         json={"name": "flood receiver", "url": url},  # every area: the flood's districts
                         headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 201, answer.text
-
-
-def _ready(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def stored(cluster: Cluster, stream: int, acknowledged: list[tuple[datetime, float, str]]) -> int:

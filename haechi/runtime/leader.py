@@ -100,11 +100,7 @@ class PostgresLeadership:
             await asyncio.sleep(RETRY_S)
 
     async def _try(self) -> bool:
-        try:
-            self.held = await self.lock.try_acquire()
-        except (OSError, psycopg.Error) as exc:
-            log.warning("engine lock unreachable (%s); trying again in %g s", exc, RETRY_S)
-            self.held = False
+        self.held = await try_lock(self.lock, "engine lock")
         return self.held
 
     def _claim(self) -> None:
@@ -127,13 +123,9 @@ class PostgresLeadership:
             return cluster.leader(conn, utcnow() - timedelta(seconds=GONE_AFTER_S))
 
     async def until_lost(self) -> str:
-        while True:
-            try:
-                await self.lock.watch(CHECK_S, CHECK_TIMEOUT_S)
-            except Exception as exc:  # noqa: BLE001 - whatever it is, the lock can no longer be proved ours
-                self.held = False
-                await self.lock.close()
-                return f"the engine lock's connection failed: {exc!r}"
+        why = await until_lock_lost(self.lock, "engine lock")
+        self.held = False
+        return why
 
     async def release(self) -> None:
         held, self.held = self.held, False
@@ -145,11 +137,34 @@ class PostgresLeadership:
 _NOBODY = object()
 
 
+async def try_lock(lock: cluster.AdvisoryLock, what: str) -> bool:
+    """Take ``lock`` if it is free; a database out of reach is a no for now (logged, tried again)."""
+    try:
+        return await lock.try_acquire()
+    except (OSError, psycopg.Error) as exc:
+        log.warning("%s unreachable (%s); trying again in %g s", what, exc, RETRY_S)
+        return False
+
+
+async def until_lock_lost(lock: cluster.AdvisoryLock, what: str) -> str:
+    """Return (why) once ``lock``, held, can no longer be proved ours; its session is closed then."""
+    while True:
+        try:
+            await lock.watch(CHECK_S, CHECK_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the lock can no longer be proved ours
+            await lock.close()
+            return f"the {what}'s connection failed: {exc!r}"
+
+
+def competing(context: Context) -> bool:
+    """Whether other processes may run what this one runs, so one at a time must be elected: a bus
+    to share events over, and PostgreSQL to hold the lock."""
+    return bool(context.settings.bus_url) and context.engine.dialect.name == "postgresql"
+
+
 def elect(context: Context, roles: frozenset[Role]) -> Leadership | None:
     """How a process with these roles leads: None without the engine role; an election only where
-    engines can compete (a bus to share events over, PostgreSQL to hold the lock), else :class:`Always`."""
+    engines can compete (:func:`competing`), else :class:`Always`."""
     if Role.ENGINE not in roles:
         return None
-    if context.settings.bus_url and context.engine.dialect.name == "postgresql":
-        return PostgresLeadership(context.engine, context.member)
-    return Always()
+    return PostgresLeadership(context.engine, context.member) if competing(context) else Always()

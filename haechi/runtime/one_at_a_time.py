@@ -21,11 +21,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
-
 from haechi.store.cluster import AdvisoryLock
 
-from .leader import CHECK_S, CHECK_TIMEOUT_S, RETRY_S
+from .leader import RETRY_S, try_lock, until_lock_lost
 from .part import call
 
 log = logging.getLogger(__name__)
@@ -59,7 +57,7 @@ class OneAtATime:
     async def _run(self) -> None:
         standing_by = False
         while True:
-            if not await self._try():
+            if not await try_lock(self.lock, f"{self.what} lock"):
                 if not standing_by:
                     log.info("standing by for %s: another process runs it; trying its lock every %g s",
                              self.what, RETRY_S)
@@ -78,24 +76,9 @@ class OneAtATime:
                 await asyncio.sleep(RETRY_S)
                 continue
             self.running = service
-            why = await self._until_lost()
+            why = await until_lock_lost(self.lock, f"{self.what} lock")
             log.warning("%s stops here: %s; a standby takes it over", self.what, why)
             await self._stop_running()
-
-    async def _try(self) -> bool:
-        try:
-            return await self.lock.try_acquire()
-        except (OSError, psycopg.Error) as exc:
-            log.warning("the lock of %s is unreachable (%s); trying again in %g s", self.what, exc, RETRY_S)
-            return False
-
-    async def _until_lost(self) -> str:
-        while True:
-            try:
-                await self.lock.watch(CHECK_S, CHECK_TIMEOUT_S)
-            except Exception as exc:  # noqa: BLE001 - whatever it is, the lock can no longer be proved ours
-                await self.lock.close()
-                return f"its lock's connection failed: {exc!r}"
 
     async def _stop_running(self) -> None:
         running, self.running = self.running, None

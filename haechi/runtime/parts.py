@@ -18,6 +18,7 @@ from haechi.core.events import Event
 from haechi.model.events import OBSERVATION_STORED, SENSOR_SILENT
 
 from .compose import Hooks
+from .leader import competing
 from .membership import HEARTBEAT_S, Membership, heartbeat
 from .part import ALL, API, ENGINE, LIVE, WORKER, Context, Job, Part, Service, load
 
@@ -113,7 +114,7 @@ def _mqtt_ingest(c: Context):
     def ingest() -> MqttIngest:
         return MqttIngest(c.settings.mqtt_url, c.sink, interval_of=interval_of)
 
-    if c.settings.bus_url and c.engine.dialect.name == "postgresql":  # replicas: one reads, the others stand by
+    if competing(c):  # replicas: one reads, the others stand by
         from haechi.store.cluster import MQTT_INGEST_LOCK_KEY, AdvisoryLock
 
         from .one_at_a_time import OneAtATime
